@@ -1,0 +1,338 @@
+//! The supervisor's demo: a small service tree you can watch heal itself.
+//!
+//! ```text
+//! cargo run --example demo                  # runs until Ctrl-C (or SIGTERM)
+//! cargo run --example demo -- --for 5       # stops by itself after 5 seconds
+//! cargo run --example demo -- --port 7000   # echo server on 127.0.0.1:7000
+//! ```
+//!
+//! The tree:
+//!
+//! ```text
+//! root
+//! ├── echo        TCP echo server on loopback (try `nc 127.0.0.1 <port>`)
+//! └── workers     starts its children, then is Done
+//!     ├── prober  every second, sends a line to the echo server and checks the reply
+//!     ├── ticker  periodic worker
+//!     └── flaky   works, and now and then fails; restarted with backoff
+//! ```
+//!
+//! State changes go to stdout as they happen; logs (failures, restarts) go to stderr. On
+//! Ctrl-C, SIGTERM or the end of `--for`, the tree is cancelled, every runnable returns,
+//! and the demo exits 0.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use supervisor::{Context, Metrics, NodeState, Runnable, Signal, Supervisor};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+const USAGE: &str = "usage: demo [--port <port>] [--for <seconds>]
+
+  --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
+  --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)";
+
+struct Args {
+    port: u16,
+    run_for: Option<Duration>,
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut parsed = Args {
+            port: 0,
+            run_for: None,
+        };
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "--port" => {
+                    let v = value("--port")?;
+                    parsed.port = v
+                        .parse()
+                        .map_err(|_| format!("--port {v:?}: not a port number (0-65535)"))?;
+                }
+                "--for" => {
+                    let v = value("--for")?;
+                    let secs: f64 = v
+                        .parse()
+                        .map_err(|_| format!("--for {v:?}: not a number of seconds"))?;
+                    let d = Duration::try_from_secs_f64(secs)
+                        .map_err(|_| format!("--for {v:?}: must be a non-negative duration"))?;
+                    parsed.run_for = Some(d);
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(msg) if msg.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("demo: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let port = Arc::new(AtomicU16::new(args.port));
+    let sup = Supervisor::builder()
+        .metrics(StatePrinter::spawn())
+        .start(root(port));
+
+    let reason = tokio::select! {
+        reason = stop_requested(args.run_for) => reason,
+        ended = sup.clone().wait() => {
+            println!("the tree ended by itself ({ended:?})");
+            return ExitCode::SUCCESS;
+        }
+    };
+    println!("{reason}: shutting down");
+    sup.cancel();
+    let probe = sup.clone();
+    let ended = sup.wait().await;
+    let live = probe.live_runnables();
+    if live.is_empty() {
+        println!("clean shutdown ({ended:?})");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("still running after shutdown: {live:?}");
+        ExitCode::FAILURE
+    }
+}
+
+/// Resolves with the reason to stop: Ctrl-C, SIGTERM, or the end of `--for`.
+async fn stop_requested(run_for: Option<Duration>) -> &'static str {
+    let deadline = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        () = terminate => "SIGTERM",
+        () = deadline => "time is up",
+    }
+}
+
+fn root(port: Arc<AtomicU16>) -> impl Runnable {
+    move |ctx: Context| {
+        let port = port.clone();
+        async move {
+            ctx.run("echo", echo_server(port.clone()))?;
+            ctx.run("workers", workers(port))?;
+            ctx.signal(Signal::Healthy);
+            ctx.signal(Signal::Done);
+            Ok(())
+        }
+    }
+}
+
+/// A structure node: starts its children, then has nothing left to do itself.
+fn workers(port: Arc<AtomicU16>) -> impl Runnable {
+    move |ctx: Context| {
+        let port = port.clone();
+        async move {
+            ctx.run("prober", prober(port))?;
+            ctx.run("ticker", ticker)?;
+            ctx.run("flaky", flaky)?;
+            ctx.signal(Signal::Healthy);
+            ctx.signal(Signal::Done);
+            Ok(())
+        }
+    }
+}
+
+/// The graceful-shutdown pattern for a server: bind, signal Healthy, serve until cancelled,
+/// then stop accepting and close the connections in flight.
+fn echo_server(port: Arc<AtomicU16>) -> impl Runnable {
+    move |ctx: Context| {
+        let port = port.clone();
+        async move {
+            // Rebind the same port on restart; the first start may pick a free one.
+            let listener = TcpListener::bind(("127.0.0.1", port.load(Ordering::SeqCst))).await?;
+            let addr = listener.local_addr()?;
+            port.store(addr.port(), Ordering::SeqCst);
+            tracing::info!("echo server listening on {addr}");
+            ctx.signal(Signal::Healthy);
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    () = ctx.cancelled() => break,
+                    accepted = listener.accept() => {
+                        let (stream, peer) = accepted?;
+                        connections.spawn(echo(stream, peer));
+                    }
+                    Some(_) = connections.join_next() => {}
+                }
+            }
+            drop(listener);
+            // In-flight connections get a moment to finish, then are closed.
+            let drained = tokio::time::timeout(Duration::from_millis(500), async {
+                while connections.join_next().await.is_some() {}
+            });
+            if drained.await.is_err() {
+                connections.shutdown().await;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn echo(mut stream: TcpStream, peer: std::net::SocketAddr) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::debug!("connection from {peer} closed");
+}
+
+/// Checks the echo server end to end once a second. A probe that fails is an error: the
+/// prober dies and is restarted, and the log says why.
+fn prober(port: Arc<AtomicU16>) -> impl Runnable {
+    move |ctx: Context| {
+        let port = port.clone();
+        async move {
+            ctx.signal(Signal::Healthy);
+            let mut interval = tokio::time::interval(Duration::from_secs(1));
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    () = ctx.cancelled() => return Ok(()),
+                    _ = interval.tick() => {}
+                }
+                let port = port.load(Ordering::SeqCst);
+                if port == 0 {
+                    continue; // The echo server has not bound yet.
+                }
+                n += 1;
+                let started = Instant::now();
+                let line = format!("probe {n}\n");
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+                stream.write_all(line.as_bytes()).await?;
+                let mut reply = String::new();
+                BufReader::new(&mut stream).read_line(&mut reply).await?;
+                if reply != line {
+                    return Err(format!("echo replied {reply:?} to {line:?}").into());
+                }
+                tracing::info!("echo round trip {:?}", started.elapsed());
+            }
+        }
+    }
+}
+
+async fn ticker(ctx: Context) -> supervisor::Result {
+    ctx.signal(Signal::Healthy);
+    let mut interval = tokio::time::interval(Duration::from_secs(2));
+    let mut ticks = 0u64;
+    loop {
+        tokio::select! {
+            () = ctx.cancelled() => return Ok(()),
+            _ = interval.tick() => {
+                ticks += 1;
+                tracing::info!(ticks, "tick");
+            }
+        }
+    }
+}
+
+/// Does a unit of work every 300 ms; about one in eight fails.
+async fn flaky(ctx: Context) -> supervisor::Result {
+    ctx.signal(Signal::Healthy);
+    let mut rng = seed();
+    let period = Duration::from_millis(300);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            () = ctx.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        if rng.is_multiple_of(8) {
+            return Err("lost the connection to upstream (simulated)".into());
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    nanos | 1
+}
+
+/// Prints every state change. [`Metrics`] is called under the supervisor's lock and must
+/// not block, so it only queues the change; a separate task does the printing.
+struct StatePrinter {
+    tx: mpsc::UnboundedSender<(String, NodeState)>,
+}
+
+impl StatePrinter {
+    fn spawn() -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(String, NodeState)>();
+        let started = Instant::now();
+        tokio::spawn(async move {
+            let mut last: HashMap<String, NodeState> = HashMap::new();
+            while let Some((dn, state)) = rx.recv().await {
+                let was = last
+                    .insert(dn.clone(), state)
+                    .map_or("", |s: NodeState| s.name());
+                println!(
+                    "{:>8.3}s  {dn:<22} {was:>8} → {}",
+                    started.elapsed().as_secs_f64(),
+                    state.name()
+                );
+            }
+        });
+        StatePrinter { tx }
+    }
+}
+
+impl Metrics for StatePrinter {
+    fn notify_node_state(&self, dn: &str, state: NodeState) {
+        let _ = self.tx.send((dn.to_owned(), state));
+    }
+}

@@ -1,0 +1,144 @@
+//! Knowing, exactly, when the supervisor has nothing left to do: the basis of
+//! [`Supervisor::settled`](crate::Supervisor::settled).
+//!
+//! # Invariant
+//!
+//! `busy` counts the units of work the supervisor knows will happen without an outside
+//! event: a supervised task that has been woken or is being polled, a task that is past its
+//! cancellation and must still return (or be aborted), and a restart waiting for its
+//! backoff. A count is always taken before the one it replaces is released (a wake is
+//! counted before the poll that caused it ends; a restart is counted before the exiting
+//! task ends), so `busy` touches zero only when the whole tree is idle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Wake, Waker};
+
+use tokio::sync::Notify;
+
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    busy: AtomicUsize,
+    idle: Notify,
+}
+
+impl Activity {
+    pub(crate) fn enter(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn leave(&self) {
+        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Takes a unit of work that lasts as long as the returned guard.
+    pub(crate) fn hold(self: &Arc<Self>) -> Busy {
+        self.enter();
+        Busy(self.clone())
+    }
+
+    pub(crate) async fn settled(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            // Register before looking, so a drop to zero in between is not missed.
+            notified.as_mut().enable();
+            if self.busy.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A unit of work held in [`Activity`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// The waker a supervised task hands to the futures it polls: it counts a wake as work
+/// before passing it on to the runtime's waker.
+#[derive(Debug)]
+pub(crate) struct TaskWake {
+    activity: Arc<Activity>,
+    /// Woken since the last poll began, or finished (then wakes count nothing).
+    scheduled: AtomicBool,
+    runtime: std::sync::Mutex<Option<Waker>>,
+}
+
+impl TaskWake {
+    /// A waker for a task that is about to be spawned: the spawn itself counts as a wake,
+    /// taken here so that it is counted before the spawner releases its own work.
+    pub(crate) fn new_scheduled(activity: Arc<Activity>) -> Arc<Self> {
+        activity.enter();
+        Arc::new(TaskWake {
+            activity,
+            scheduled: AtomicBool::new(true),
+            runtime: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Called at the start of each poll: the poll holds one unit of work, either the wake
+    /// that caused it or a fresh one.
+    pub(crate) fn begin_poll(&self, runtime: &Waker) {
+        if !self.scheduled.swap(false, Ordering::SeqCst) {
+            self.activity.enter();
+        }
+        let mut slot = self
+            .runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(runtime)) {
+            *slot = Some(runtime.clone());
+        }
+    }
+
+    /// Called when a poll returns `Pending`.
+    pub(crate) fn end_poll(&self) {
+        self.activity.leave();
+    }
+
+    /// Called when the task has finished: releases the poll's unit and any wake that
+    /// arrived during it, and makes later wakes (from stale wakers) count nothing.
+    pub(crate) fn finish(&self) {
+        if self.scheduled.swap(true, Ordering::SeqCst) {
+            self.activity.leave();
+        }
+        self.activity.leave();
+    }
+
+    /// Called when the task is dropped without finishing (its runtime is shutting down):
+    /// releases a pending wake, outside any poll.
+    pub(crate) fn abandon(&self) {
+        if !self.scheduled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.activity.leave();
+    }
+}
+
+impl Wake for TaskWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.scheduled.swap(true, Ordering::SeqCst) {
+            self.activity.enter();
+        }
+        let slot = self
+            .runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(waker) = slot.as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+}

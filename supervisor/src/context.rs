@@ -1,0 +1,192 @@
+//! What a runnable gets: its place in the tree, its cancellation, and its way to act on it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tracing::Span;
+
+use crate::Signal;
+use crate::error::RunError;
+use crate::group::Group;
+use crate::runnable::Runnable;
+use crate::shared::Shared;
+use crate::tree::{Key, Signalled};
+
+/// A runnable's handle on its node: one per incarnation, passed to the runnable when it
+/// starts.
+///
+/// It tells the runnable its DN and when to stop ([`cancelled`](Context::cancelled)), and
+/// lets it start children ([`run`](Context::run), [`run_group`](Context::run_group)) and
+/// report progress ([`signal`](Context::signal)). Clones are cheap and refer to the same
+/// incarnation; once the node is restarted, a clone kept elsewhere (by a detached task) is
+/// *stale*: its `run` returns [`RunError::Stale`], its signals are ignored, and its
+/// cancellation has fired, so it can never touch the new incarnation.
+///
+/// Compared to a bare [`CancellationToken`], a context also names its holder and can grow
+/// the tree below it; [`cancellation_token`](Context::cancellation_token) hands out the
+/// token for libraries that take one.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::{Context, Signal};
+///
+/// async fn parent(ctx: Context) -> supervisor::Result {
+///     // Start children while New, then report health.
+///     ctx.run("worker", |ctx: Context| async move {
+///         ctx.signal(Signal::Healthy);
+///         ctx.cancelled().await;
+///         Ok(())
+///     })?;
+///     ctx.signal(Signal::Healthy);
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+/// # let _ = parent;
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    key: Key,
+    dn: Arc<str>,
+    token: CancellationToken,
+    span: Span,
+}
+
+impl Context {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        key: Key,
+        dn: Arc<str>,
+        token: CancellationToken,
+        span: Span,
+    ) -> Self {
+        Context {
+            inner: Arc::new(Inner {
+                shared,
+                key,
+                dn,
+                token,
+                span,
+            }),
+        }
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        self.inner.key
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.inner.token
+    }
+
+    /// The `tracing` span this incarnation runs in; it carries the DN.
+    pub fn span(&self) -> &Span {
+        &self.inner.span
+    }
+
+    /// This node's distinguished name, e.g. `root.net.dhcp`.
+    pub fn dn(&self) -> &str {
+        &self.inner.dn
+    }
+
+    /// Resolves when the runnable must stop: its node, an ancestor, a group sibling or the
+    /// whole supervisor is being cancelled. The runnable should then return promptly;
+    /// after the shutdown grace period it is aborted.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe: dropping the future loses nothing, and a new one resolves at once if the
+    /// context is already cancelled.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.token.cancelled()
+    }
+
+    /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// A clone of this incarnation's cancellation token, for libraries that take one
+    /// (graceful server shutdown, `tokio_util` helpers). Cancelling it from the runnable
+    /// stops this node as if the supervisor had cancelled it: it ends `Canceled` when it
+    /// returns, and is restarted like any cancelled node.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.inner.token.clone()
+    }
+
+    /// Starts `runnable` as a child named `name`: a group of one. See
+    /// [`run_group`](Context::run_group) for the rules.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::{Context, Signal};
+    ///
+    /// async fn parent(ctx: Context) -> supervisor::Result {
+    ///     ctx.run("child", |ctx: Context| async move {
+    ///         ctx.signal(Signal::Healthy);
+    ///         ctx.cancelled().await;
+    ///         Ok(())
+    ///     })?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.signal(Signal::Done);
+    ///     Ok(())
+    /// }
+    /// # let _ = parent;
+    /// ```
+    pub fn run<R: Runnable>(&self, name: &str, runnable: R) -> Result<(), RunError> {
+        self.run_group(Group::new().add(name, runnable))
+    }
+
+    /// Starts every member of `group` as a child of this node, at `<dn>.<name>`.
+    ///
+    /// Names must match `^[a-z0-9_]{1,64}$` and be unique among all children and
+    /// sub-loggers of this incarnation, across all its groups. Children can only be started
+    /// while this node is `New`, before it signals `Healthy`. On any error nothing of the
+    /// group is started. Children are forgotten when this node restarts; the new
+    /// incarnation starts its own.
+    pub fn run_group(&self, group: Group) -> Result<(), RunError> {
+        let starts = self.inner.shared.tree().run_group(self.inner.key, group)?;
+        for start in starts {
+            self.inner.shared.spawn(start);
+        }
+        Ok(())
+    }
+
+    /// Tells the supervisor how this runnable is doing; see [`Signal`].
+    ///
+    /// An illegal signal (`Healthy` twice, `Done` before `Healthy`, `Done` twice) fails the
+    /// node: it becomes `Dead` at once, its context and its group siblings' are cancelled,
+    /// and it stays `Dead` whatever it then returns. Signals from a stale context are
+    /// ignored (and logged at `supervisor`).
+    pub fn signal(&self, signal: Signal) {
+        let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
+        match signalled {
+            Signalled::Accepted => {}
+            Signalled::Failed(effects) => self.inner.shared.apply(effects, Some(&self.inner.span)),
+            Signalled::Stale => tracing::warn!(
+                target: "supervisor",
+                parent: None,
+                dn = %self.inner.dn,
+                "ignored signal {signal} from a stale context of {}",
+                self.inner.dn
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("dn", &self.inner.dn)
+            .field("incarnation", &self.inner.key.incarnation)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

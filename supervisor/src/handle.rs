@@ -1,0 +1,294 @@
+//! Starting a tree, and the handle that watches and stops it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeState;
+use crate::activity::Activity;
+use crate::backoff::Backoff;
+use crate::error::StartError;
+use crate::metrics::Metrics;
+use crate::runnable::Runnable;
+use crate::shared::Shared;
+use crate::tree::Tree;
+
+/// A running supervision tree.
+///
+/// The handle to a tree whose root runnable is named `root`. It is cheap to clone; clones
+/// control the same tree. Dropping it detaches the tree, as dropping a
+/// [`JoinHandle`](tokio::task::JoinHandle) detaches a task: the tree runs on until it is
+/// cancelled (through a clone, or the token given to
+/// [`Builder::cancel_token`]) or finishes by itself.
+///
+/// Compared to a [`TaskTracker`](tokio_util::task::TaskTracker) holding the same tasks, a
+/// supervisor knows what each task is (its DN and state), restarts the ones that fail, and
+/// cancels and restarts related tasks together.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use supervisor::{Context, Ended, NodeState, Signal, Supervisor};
+///
+/// let sup = Supervisor::new(|ctx: Context| async move {
+///     ctx.run("child", |ctx: Context| async move {
+///         ctx.signal(Signal::Healthy);
+///         ctx.cancelled().await;
+///         Ok(())
+///     })?;
+///     ctx.signal(Signal::Healthy);
+///     ctx.cancelled().await;
+///     Ok(())
+/// });
+/// sup.settled().await;
+/// assert_eq!(sup.states()["root.child"], NodeState::Healthy);
+///
+/// sup.cancel();
+/// assert_eq!(sup.wait().await, Ended::Cancelled);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+/// How a supervised tree ended: see [`Supervisor::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Ended {
+    /// The supervisor was cancelled (or a propagated panic shut it down).
+    Cancelled,
+    /// Every runnable finished by itself: all nodes ended `Done`, nothing is left to restart.
+    Finished,
+}
+
+impl Supervisor {
+    /// Starts a supervisor with the default settings and `root` as its root runnable.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime, with a message saying so. Use
+    /// [`Builder::try_start`] to get that as an error instead.
+    #[track_caller]
+    pub fn new<R: Runnable>(root: R) -> Supervisor {
+        Supervisor::builder().start(root)
+    }
+
+    /// A builder for a supervisor with non-default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Cancels every runnable and restarts nothing from now on. Returns at once; await
+    /// [`wait`](Supervisor::wait) to know when everything has returned.
+    pub fn cancel(&self) {
+        self.shared.token.cancel();
+    }
+
+    /// Whether the supervisor has been cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.token.is_cancelled()
+    }
+
+    /// Resolves when every runnable has returned and nothing is scheduled to restart: after
+    /// [`cancel`](Supervisor::cancel), or by itself once the whole tree is `Done`. Runnables
+    /// that ignore cancellation are aborted after the shutdown grace period, so after a
+    /// cancel this takes at most that long (plus the runnables' own drop time). Nothing the
+    /// supervisor spawned is left when it resolves.
+    ///
+    /// # Panics
+    ///
+    /// With [`Builder::propagate_panics`], resumes the first panic of a runnable once the
+    /// tree has shut down.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe; the supervisor is not affected by dropping this future.
+    pub async fn wait(self) -> Ended {
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        if let Some(payload) = self.shared.take_panic() {
+            std::panic::resume_unwind(payload);
+        }
+        if self.shared.token.is_cancelled() {
+            Ended::Cancelled
+        } else {
+            Ended::Finished
+        }
+    }
+
+    /// Resolves when the tree has nothing left to do without an outside event: every
+    /// runnable is waiting (for I/O, a timer of its own, a message, cancellation), no
+    /// cancelled runnable still has to return, and no restart is pending.
+    ///
+    /// It is exact, not a sleep: it counts the supervisor's wakes and work as they happen.
+    /// A restart waiting for its backoff counts as work, so under tokio's paused time
+    /// (`start_paused`) `settled` returns after failed nodes are back up; with real time it
+    /// waits out the backoff, and a node that fails on every start never lets the tree
+    /// settle. A runnable that ignores its cancellation counts until it is aborted after
+    /// the grace period. Tasks a runnable spawns itself with `tokio::spawn` are not seen.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe.
+    pub async fn settled(&self) {
+        self.shared.activity.settled().await;
+    }
+
+    /// A snapshot of every node's state, by DN, in DN order.
+    pub fn states(&self) -> BTreeMap<String, NodeState> {
+        self.shared.tree().states()
+    }
+
+    /// The DNs whose runnable is running now (has been started and has not returned), in
+    /// DN order. This includes a node that has signalled `Done` but not yet returned, and
+    /// one that failed by an illegal signal but still runs.
+    pub fn live_runnables(&self) -> Vec<String> {
+        self.shared.tree().live()
+    }
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("cancelled", &self.is_cancelled())
+            .field("live_runnables", &self.shared.tree().live().len())
+            .finish()
+    }
+}
+
+/// Settings for a [`Supervisor`]; from [`Supervisor::builder`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use supervisor::{Backoff, CancellationToken, Context, InMemoryMetrics, Supervisor};
+///
+/// let shutdown = CancellationToken::new();
+/// let metrics = InMemoryMetrics::default();
+/// let sup = Supervisor::builder()
+///     .backoff(Backoff::default().max(Duration::from_secs(10)))
+///     .shutdown_grace(Duration::from_secs(2))
+///     .metrics(metrics.clone())
+///     .cancel_token(shutdown.clone())
+///     .start(|ctx: Context| async move {
+///         ctx.cancelled().await;
+///         Ok(())
+///     });
+/// shutdown.cancel();
+/// sup.wait().await;
+/// # }
+/// ```
+#[must_use = "a builder does nothing until `start` is called"]
+pub struct Builder {
+    propagate_panics: bool,
+    metrics: Vec<Arc<dyn Metrics>>,
+    backoff: Backoff,
+    shutdown_grace: Duration,
+    cancel_token: Option<CancellationToken>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            propagate_panics: false,
+            metrics: Vec::new(),
+            backoff: Backoff::default(),
+            shutdown_grace: Duration::from_secs(5),
+            cancel_token: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Lets panics of runnables reach the caller of [`Supervisor::wait`] instead of only
+    /// failing the node: the first panic shuts the tree down and `wait` resumes it. For tests
+    /// and debugging.
+    pub fn propagate_panics(mut self) -> Self {
+        self.propagate_panics = true;
+        self
+    }
+
+    /// Adds a sink told of every state change. Can be called several times; every sink sees
+    /// every change.
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics.push(Arc::new(metrics));
+        self
+    }
+
+    /// The restart backoff of every node whose group does not set its own
+    /// ([`Group::backoff`](crate::Group::backoff)); the root always uses this one.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long a runnable may take to return after its context is cancelled before it is
+    /// aborted (its future dropped) and recorded `Dead`. Default 5 s, like OTP's
+    /// `shutdown` of a worker.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Ties the supervisor to `token`: cancelling it cancels the supervisor (cancelling the
+    /// supervisor does not cancel `token`).
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel_token = Some(token);
+        self
+    }
+
+    /// Starts the supervisor with `root` as its root runnable, at DN `root`.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime, with a message saying so; see
+    /// [`try_start`](Builder::try_start).
+    #[track_caller]
+    pub fn start<R: Runnable>(self, root: R) -> Supervisor {
+        match self.try_start(root) {
+            Ok(sup) => sup,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Starts the supervisor, or says why it cannot: there is no tokio runtime here.
+    pub fn try_start<R: Runnable>(self, root: R) -> Result<Supervisor, StartError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
+        let token = match &self.cancel_token {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        let activity = Arc::new(Activity::default());
+        let tree = Tree::new(token.clone(), self.backoff, self.metrics, activity.clone());
+        let shared = Arc::new(Shared::new(
+            tree,
+            token,
+            activity,
+            self.shutdown_grace,
+            self.propagate_panics,
+        ));
+        let start = shared.tree().start_root(Arc::new(root));
+        shared.spawn(start);
+        Ok(Supervisor { shared })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("propagate_panics", &self.propagate_panics)
+            .field("metrics", &self.metrics.len())
+            .field("backoff", &self.backoff)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("cancel_token", &self.cancel_token)
+            .finish()
+    }
+}

@@ -1,0 +1,100 @@
+//! Supervision trees for tokio, in the tradition of Erlang/OTP.
+//!
+//! A program is a tree of named **runnables**: async functions that the supervisor starts,
+//! watches and restarts. Each runnable gets a [`Context`] that names its place in the tree
+//! (its DN, like `root.net.dhcp`), tells it when to stop, and lets it start children and
+//! report its health with [`Signal`]s. When a runnable fails — returns an error, returns when
+//! it should not, panics — the supervisor cancels its subtree and its group siblings, waits
+//! for all of them to return, and starts them again after an exponential [`Backoff`].
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use supervisor::{Context, Group, Signal, Supervisor};
+//!
+//! async fn listener(ctx: Context) -> supervisor::Result {
+//!     // ... bind a socket ...
+//!     ctx.signal(Signal::Healthy);
+//!     ctx.cancelled().await;
+//!     Ok(())
+//! }
+//!
+//! async fn net(ctx: Context) -> supervisor::Result {
+//!     // Restarted together: if one fails, both are.
+//!     ctx.run_group(Group::new().add("dhcp", listener).add("dns", listener))?;
+//!     ctx.signal(Signal::Healthy);
+//!     ctx.signal(Signal::Done);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let sup = Supervisor::new(|ctx: Context| async move {
+//!         ctx.run("net", net)?;
+//!         ctx.signal(Signal::Healthy);
+//!         ctx.signal(Signal::Done);
+//!         Ok(())
+//!     });
+//!     sup.settled().await;
+//!     println!("{:#?}", sup.states());
+//!     # sup.cancel();
+//!     // Runs until cancelled (e.g. on Ctrl-C).
+//!     sup.wait().await;
+//! }
+//! ```
+//!
+//! # Semantics in brief
+//!
+//! - Node states ([`NodeState`]): `New` → `Healthy` → `Done`, or `Dead` (failed), or
+//!   `Canceled` (returned after its context was cancelled).
+//! - Children start only while their parent is `New`; they are forgotten when it restarts.
+//! - A failed node's whole subtree and its [`Group`] siblings are cancelled; the largest
+//!   subtrees that have fully returned are restarted — failed ones after a backoff,
+//!   cancelled ones at once. This is event driven: nothing polls.
+//! - [`Supervisor::cancel`] stops everything; runnables that ignore it are aborted after
+//!   the shutdown grace period. [`Supervisor::wait`] outlasts every task it spawned.
+//! - Every runnable runs inside a `tracing` span named `runnable` with a `dn` field.
+//!
+//! # Runtime
+//!
+//! A supervisor runs on the tokio runtime it is started in, which must have time enabled
+//! (as `#[tokio::main]` and `#[tokio::test]` do).
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod activity;
+mod backoff;
+mod context;
+mod error;
+mod group;
+mod handle;
+mod metrics;
+mod name;
+mod runnable;
+mod shared;
+mod state;
+mod task;
+mod tree;
+
+pub use backoff::Backoff;
+pub use context::Context;
+pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
+pub use group::Group;
+pub use handle::{Builder, Ended, Supervisor};
+pub use metrics::{DnState, InMemoryMetrics, Metrics};
+pub use runnable::Runnable;
+pub use state::{NodeState, Signal};
+pub use tokio_util::sync::CancellationToken;
+
+/// The error a runnable returns: any error, boxed.
+pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A runnable's result: `Ok(())` or an [`Error`].
+pub type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+/// Compiles the README's example as a doctest, so that it cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,81 @@
+//! What the supervisor runs: any `Fn(Context) -> impl Future<Output = Result>`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::Context;
+
+/// A boxed, sendable future of a runnable's result.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = crate::Result> + Send + 'static>>;
+
+/// An async job supervised for its whole life.
+///
+/// A runnable is called once per (re)start with a fresh [`Context`], so it is `Fn`, not
+/// `FnOnce`: state that must survive a restart lives outside it (cloned in, or behind an
+/// `Arc`). Every `Fn(Context) -> F + Send + Sync + 'static` where
+/// `F: Future<Output = supervisor::Result> + Send + 'static` is a runnable: closures,
+/// `async fn` items, and functions returning `impl Runnable`.
+///
+/// `Fn` is a supertrait rather than only a blanket impl so that the compiler can infer an
+/// inline closure's argument and its async block's output from the `Runnable` bound alone:
+/// `ctx.run("a", |ctx| async move { …; Ok(()) })` needs no annotations.
+///
+/// Compared to a bare `tokio::spawn`ed future, a runnable is named, restarted on failure, told
+/// when to stop through its context, and can own children whose lives end with its own.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::{Context, Runnable, Signal};
+///
+/// // An `async fn` is a runnable.
+/// async fn ticker(ctx: Context) -> supervisor::Result {
+///     ctx.signal(Signal::Healthy);
+///     ctx.cancelled().await;
+///     Ok(())
+/// }
+///
+/// // So is a closure that captures its configuration; it clones it per start.
+/// fn greeter(greeting: String) -> impl Runnable {
+///     move |ctx: Context| {
+///         let greeting = greeting.clone();
+///         async move {
+///             ctx.signal(Signal::Healthy);
+///             tracing::info!("{greeting}");
+///             ctx.cancelled().await;
+///             Ok(())
+///         }
+///     }
+/// }
+/// # let _ = (ticker, greeter("hi".into()));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a runnable",
+    label = "not a runnable",
+    note = "a runnable is an `Fn(supervisor::Context) -> F + Send + Sync + 'static` whose \
+            future `F` is `Future<Output = supervisor::Result> + Send + 'static`, \
+            e.g. an `async fn name(ctx: Context) -> supervisor::Result`"
+)]
+pub trait Runnable: Fn(Context) -> <Self as Runnable>::Future + Send + Sync + 'static {
+    /// The future of one run.
+    type Future: Future<Output = crate::Result> + Send + 'static;
+}
+
+impl<F, Fut> Runnable for F
+where
+    F: Fn(Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = crate::Result> + Send + 'static,
+{
+    type Future = Fut;
+}
+
+/// A runnable with its future type erased, as the tree stores it.
+pub(crate) trait DynRunnable: Send + Sync + 'static {
+    fn start(&self, ctx: Context) -> BoxFuture;
+}
+
+impl<R: Runnable> DynRunnable for R {
+    fn start(&self, ctx: Context) -> BoxFuture {
+        Box::pin(self(ctx))
+    }
+}

@@ -1,0 +1,549 @@
+//! The supervision tree: every node's state, and the rules that move it (DESIGN §3–4).
+//!
+//! The tree is plain data behind one mutex in [`Shared`](crate::shared::Shared); every method
+//! here runs under that lock and never awaits, blocks, or calls user code other than
+//! [`Metrics::notify_node_state`]. Work that must happen outside the lock (spawning tasks,
+//! arming backoff timers, logging) is returned as [`Effects`].
+//!
+//! # Invariants
+//!
+//! - A node's `incarnation` is unique across the tree's life; a [`Context`](crate::Context)
+//!   carries the incarnation it was made for and is stale once the node's differs (or the
+//!   node is gone).
+//! - `running` is true exactly while the incarnation's task is alive. `running_below` counts
+//!   the running nodes of the subtree, itself included, so "the subtree is ready" (every
+//!   node in it has returned) is `running_below == 0`, in O(1).
+//! - Tokens cascade: a node's token is a child of its parent's (the root's, of the
+//!   supervisor's), so a cancelled node has only cancelled descendants.
+//! - A node to restart is the topmost cancelled node on the path from the root to a node
+//!   that just exited: its parent is live by construction, and restarting anything below it
+//!   would be undone by its own restart. Restart is decided on events (an exit, a sibling's
+//!   cancellation, a backoff timer), never by polling.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{Activity, Busy, TaskWake};
+use crate::backoff::{Backoff, BackoffState, Rng};
+use crate::error::{Failure, NameUse, RunError, is_cancellation};
+use crate::group::Group;
+use crate::metrics::Metrics;
+use crate::name::is_valid_name;
+use crate::runnable::DynRunnable;
+use crate::{NodeState, Signal};
+
+/// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
+pub(crate) type NodeId = usize;
+
+/// An incarnation of a node: the identity a context carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) id: NodeId,
+    pub(crate) incarnation: u64,
+}
+
+struct Node {
+    dn: Arc<str>,
+    parent: Option<NodeId>,
+    /// Index of this node's group among its parent's `groups`.
+    group: usize,
+    /// Children, group by group, in start order.
+    groups: Vec<Vec<NodeId>>,
+    /// Every name taken below this incarnation: children and sub-loggers.
+    names: HashMap<Box<str>, NameUse>,
+    state: NodeState,
+    /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
+    failed: bool,
+    running: bool,
+    running_below: usize,
+    restart_pending: bool,
+    token: CancellationToken,
+    runnable: Arc<dyn DynRunnable>,
+    backoff: BackoffState,
+    incarnation: u64,
+}
+
+/// A task to spawn for a node incarnation that has just been (re)started.
+pub(crate) struct Start {
+    pub(crate) key: Key,
+    pub(crate) dn: Arc<str>,
+    pub(crate) token: CancellationToken,
+    pub(crate) runnable: Arc<dyn DynRunnable>,
+    /// Already counted as work, so the supervisor cannot look settled before it runs.
+    pub(crate) wake: Arc<TaskWake>,
+}
+
+/// A restart waiting for its backoff delay; dropped if `parent` is cancelled first.
+pub(crate) struct Timer {
+    pub(crate) key: Key,
+    pub(crate) delay: Duration,
+    pub(crate) parent: CancellationToken,
+    pub(crate) busy: Busy,
+}
+
+/// Something the supervisor logs about a node.
+#[derive(Debug)]
+pub(crate) enum Note {
+    Failed { dn: Arc<str>, failure: Failure },
+    Restarting { dn: Arc<str>, delay: Duration },
+    RestartDropped { dn: Arc<str> },
+}
+
+/// What must happen, outside the lock, after a change to the tree.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Effects {
+    pub(crate) starts: Vec<Start>,
+    pub(crate) timers: Vec<Timer>,
+    pub(crate) notes: Vec<Note>,
+}
+
+/// How a node's task ended.
+pub(crate) enum Outcome {
+    Returned(crate::Result),
+    Panicked(String),
+    Aborted(Duration),
+}
+
+/// What became of a signal.
+pub(crate) enum Signalled {
+    Accepted,
+    /// The signal was illegal: the node is now `Dead`.
+    Failed(Effects),
+    /// The context's incarnation has ended; nothing changed.
+    Stale,
+}
+
+pub(crate) struct Tree {
+    slots: Vec<Option<Node>>,
+    free: Vec<NodeId>,
+    next_incarnation: u64,
+    rng: Rng,
+    default_backoff: Backoff,
+    metrics: Vec<Arc<dyn Metrics>>,
+    activity: Arc<Activity>,
+    /// The supervisor's own token: the root's parent.
+    token: CancellationToken,
+}
+
+impl Tree {
+    pub(crate) fn new(
+        token: CancellationToken,
+        default_backoff: Backoff,
+        metrics: Vec<Arc<dyn Metrics>>,
+        activity: Arc<Activity>,
+    ) -> Self {
+        Tree {
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_incarnation: 0,
+            rng: Rng::from_entropy(),
+            default_backoff,
+            metrics,
+            activity,
+            token,
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &Node {
+        match &self.slots[id] {
+            Some(node) => node,
+            None => unreachable!("node {id} is referenced but its slot is empty"),
+        }
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        match &mut self.slots[id] {
+            Some(node) => node,
+            None => unreachable!("node {id} is referenced but its slot is empty"),
+        }
+    }
+
+    /// The node of `key`, if that incarnation is still the current one.
+    fn current(&self, key: Key) -> Option<&Node> {
+        self.slots
+            .get(key.id)?
+            .as_ref()
+            .filter(|n| n.incarnation == key.incarnation)
+    }
+
+    fn set_state(&mut self, id: NodeId, state: NodeState) {
+        let node = self.node_mut(id);
+        if node.state == state {
+            return;
+        }
+        node.state = state;
+        for m in &self.metrics {
+            m.notify_node_state(&self.node(id).dn, state);
+        }
+    }
+
+    fn insert(
+        &mut self,
+        dn: Arc<str>,
+        parent: Option<NodeId>,
+        group: usize,
+        token: CancellationToken,
+        runnable: Arc<dyn DynRunnable>,
+        backoff: Backoff,
+    ) -> NodeId {
+        let node = Node {
+            dn,
+            parent,
+            group,
+            groups: Vec::new(),
+            names: HashMap::new(),
+            state: NodeState::New,
+            failed: false,
+            running: false,
+            running_below: 0,
+            restart_pending: false,
+            token,
+            runnable,
+            backoff: BackoffState::new(backoff),
+            incarnation: 0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id] = Some(node);
+                id
+            }
+            None => {
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        for m in &self.metrics {
+            m.notify_node_state(&self.node(id).dn, NodeState::New);
+        }
+        id
+    }
+
+    /// Gives `id` a new incarnation, marks it running and describes the task to spawn.
+    fn launch(&mut self, id: NodeId) -> Start {
+        self.next_incarnation += 1;
+        let incarnation = self.next_incarnation;
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let n = self.node_mut(c);
+            n.running_below += 1;
+            cur = n.parent;
+        }
+        let node = self.node_mut(id);
+        node.incarnation = incarnation;
+        node.running = true;
+        Start {
+            key: Key { id, incarnation },
+            dn: node.dn.clone(),
+            token: node.token.clone(),
+            runnable: node.runnable.clone(),
+            wake: TaskWake::new_scheduled(self.activity.clone()),
+        }
+    }
+
+    pub(crate) fn start_root(&mut self, runnable: Arc<dyn DynRunnable>) -> Start {
+        let token = self.token.child_token();
+        let backoff = self.default_backoff.clone();
+        let id = self.insert("root".into(), None, 0, token, runnable, backoff);
+        self.launch(id)
+    }
+
+    pub(crate) fn run_group(&mut self, key: Key, group: Group) -> Result<Vec<Start>, RunError> {
+        let Some(parent) = self.current(key) else {
+            return Err(self.stale(key));
+        };
+        for (i, (name, _)) in group.members.iter().enumerate() {
+            let refuse = |by| RunError::NameTaken {
+                parent: parent.dn.to_string(),
+                name: name.clone(),
+                by,
+            };
+            if !is_valid_name(name) {
+                return Err(RunError::InvalidName {
+                    parent: parent.dn.to_string(),
+                    name: name.clone(),
+                });
+            }
+            if let Some(&by) = parent.names.get(name.as_str()) {
+                return Err(refuse(by));
+            }
+            if group.members[..i].iter().any(|(n, _)| n == name) {
+                return Err(refuse(NameUse::Child));
+            }
+        }
+        let Some((first, _)) = group.members.first() else {
+            return Ok(Vec::new());
+        };
+        if parent.state != NodeState::New || !parent.running {
+            return Err(RunError::NotNew {
+                parent: parent.dn.to_string(),
+                name: first.clone(),
+                state: parent.state,
+            });
+        }
+        let parent_dn = parent.dn.clone();
+        let parent_token = parent.token.clone();
+        let group_index = parent.groups.len();
+        let backoff = group
+            .backoff
+            .unwrap_or_else(|| self.default_backoff.clone());
+        let mut ids = Vec::with_capacity(group.members.len());
+        let mut starts = Vec::with_capacity(group.members.len());
+        for (name, runnable) in group.members {
+            let dn: Arc<str> = format!("{parent_dn}.{name}").into();
+            let id = self.insert(
+                dn,
+                Some(key.id),
+                group_index,
+                parent_token.child_token(),
+                runnable,
+                backoff.clone(),
+            );
+            self.node_mut(key.id)
+                .names
+                .insert(name.into_boxed_str(), NameUse::Child);
+            ids.push(id);
+            starts.push(self.launch(id));
+        }
+        self.node_mut(key.id).groups.push(ids);
+        Ok(starts)
+    }
+
+    fn stale(&self, key: Key) -> RunError {
+        let dn = self
+            .slots
+            .get(key.id)
+            .and_then(Option::as_ref)
+            .map_or_else(|| "(forgotten node)".to_owned(), |n| n.dn.to_string());
+        RunError::Stale { dn }
+    }
+
+    pub(crate) fn signal(&mut self, key: Key, signal: Signal) -> Signalled {
+        let Some(node) = self.current(key).filter(|n| n.running) else {
+            return Signalled::Stale;
+        };
+        if node.failed {
+            return Signalled::Accepted;
+        }
+        match (node.state, signal) {
+            (NodeState::New, Signal::Healthy) => {
+                self.node_mut(key.id).backoff.reset();
+                self.set_state(key.id, NodeState::Healthy);
+                Signalled::Accepted
+            }
+            (NodeState::Healthy, Signal::Done) => {
+                self.node_mut(key.id).backoff.reset();
+                self.set_state(key.id, NodeState::Done);
+                Signalled::Accepted
+            }
+            (state, signal) => {
+                let mut effects = Effects::default();
+                self.node_mut(key.id).failed = true;
+                self.fail(key.id, Failure::IllegalSignal(signal, state), &mut effects);
+                Signalled::Failed(effects)
+            }
+        }
+    }
+
+    /// Records that the task of `key` has ended, and restarts what that makes restartable.
+    pub(crate) fn exited(&mut self, key: Key, outcome: Outcome) -> Effects {
+        let mut effects = Effects::default();
+        let Some(node) = self.current(key) else {
+            return effects;
+        };
+        debug_assert!(node.running, "{} exited twice", node.dn);
+        let cancelled = node.token.is_cancelled();
+        // The three return rules of DESIGN §3, in order.
+        let ending = match outcome {
+            _ if node.failed => Ok(NodeState::Dead),
+            Outcome::Returned(Ok(())) if node.state == NodeState::Done => Ok(NodeState::Done),
+            Outcome::Returned(Ok(())) if cancelled => Ok(NodeState::Canceled),
+            Outcome::Returned(Err(e)) if cancelled && is_cancellation(&*e) => {
+                Ok(NodeState::Canceled)
+            }
+            Outcome::Returned(Ok(())) => Err(Failure::ReturnedOk(node.state)),
+            Outcome::Returned(Err(e)) => Err(Failure::Error(e)),
+            Outcome::Panicked(msg) => Err(Failure::Panicked(msg)),
+            Outcome::Aborted(grace) => Err(Failure::Aborted(grace)),
+        };
+        let mut cur = Some(key.id);
+        while let Some(c) = cur {
+            let n = self.node_mut(c);
+            n.running_below -= 1;
+            cur = n.parent;
+        }
+        self.node_mut(key.id).running = false;
+        match ending {
+            Ok(state) => self.set_state(key.id, state),
+            Err(failure) => self.fail(key.id, failure, &mut effects),
+        }
+        self.restart_from(key.id, &mut effects);
+        effects
+    }
+
+    /// Marks `id` dead and cancels it and its group siblings.
+    fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) {
+        self.set_state(id, NodeState::Dead);
+        let node = self.node(id);
+        node.token.cancel();
+        effects.notes.push(Note::Failed {
+            dn: node.dn.clone(),
+            failure,
+        });
+        let Some(parent) = node.parent else {
+            return;
+        };
+        let siblings = self.node(parent).groups[node.group].clone();
+        for sibling in siblings.into_iter().filter(|&s| s != id) {
+            self.node(sibling).token.cancel();
+            // A sibling that has already returned (Done) sends no event of its own.
+            self.restart_from(sibling, effects);
+        }
+    }
+
+    /// Restarts the subtree that `id`'s exit (or cancellation) may have made ready.
+    fn restart_from(&mut self, id: NodeId, effects: &mut Effects) {
+        if self.token.is_cancelled() {
+            return;
+        }
+        let mut top = None;
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let n = self.node(c);
+            if !n.token.is_cancelled() {
+                break;
+            }
+            top = Some(c);
+            cur = n.parent;
+        }
+        let Some(top) = top else { return };
+        let node = self.node(top);
+        if node.running_below > 0 || node.restart_pending {
+            return;
+        }
+        self.forget_children(top, effects);
+        if self.node(top).state == NodeState::Dead {
+            let delay = self.next_delay(top);
+            if !delay.is_zero() {
+                let node = self.node_mut(top);
+                node.restart_pending = true;
+                let dn = node.dn.clone();
+                let key = Key {
+                    id: top,
+                    incarnation: node.incarnation,
+                };
+                let parent = self.parent_token(top);
+                effects.notes.push(Note::Restarting { dn, delay });
+                effects.timers.push(Timer {
+                    key,
+                    delay,
+                    parent,
+                    busy: self.activity.hold(),
+                });
+                return;
+            }
+        }
+        effects.notes.push(Note::Restarting {
+            dn: self.node(top).dn.clone(),
+            delay: Duration::ZERO,
+        });
+        self.start_again(top, effects);
+    }
+
+    fn next_delay(&mut self, id: NodeId) -> Duration {
+        let Some(node) = self.slots[id].as_mut() else {
+            unreachable!("node {id} is referenced but its slot is empty")
+        };
+        node.backoff.next_delay(&mut self.rng)
+    }
+
+    fn parent_token(&self, id: NodeId) -> CancellationToken {
+        match self.node(id).parent {
+            Some(p) => self.node(p).token.clone(),
+            None => self.token.clone(),
+        }
+    }
+
+    fn start_again(&mut self, id: NodeId, effects: &mut Effects) {
+        let token = self.parent_token(id).child_token();
+        let node = self.node_mut(id);
+        node.token = token;
+        node.failed = false;
+        node.restart_pending = false;
+        self.set_state(id, NodeState::New);
+        effects.starts.push(self.launch(id));
+    }
+
+    /// Forgets every node below `id`. Restarts pending among them are dropped (`Canceled`).
+    fn forget_children(&mut self, id: NodeId, effects: &mut Effects) {
+        let node = self.node_mut(id);
+        node.names.clear();
+        let mut stack: Vec<NodeId> = std::mem::take(&mut node.groups)
+            .into_iter()
+            .flatten()
+            .collect();
+        while let Some(c) = stack.pop() {
+            if self.node(c).restart_pending {
+                self.drop_restart(c, effects);
+            }
+            if let Some(node) = self.slots[c].take() {
+                debug_assert!(!node.running, "forgot running node {}", node.dn);
+                stack.extend(node.groups.into_iter().flatten());
+                self.free.push(c);
+            }
+        }
+    }
+
+    fn drop_restart(&mut self, id: NodeId, effects: &mut Effects) {
+        self.node_mut(id).restart_pending = false;
+        self.set_state(id, NodeState::Canceled);
+        effects.notes.push(Note::RestartDropped {
+            dn: self.node(id).dn.clone(),
+        });
+    }
+
+    /// A backoff timer has fired: start the node again if its parent is still live.
+    pub(crate) fn backoff_elapsed(&mut self, key: Key) -> Effects {
+        let mut effects = Effects::default();
+        if self.current(key).is_some_and(|n| n.restart_pending) {
+            if self.parent_token(key.id).is_cancelled() {
+                self.drop_restart(key.id, &mut effects);
+            } else {
+                self.start_again(key.id, &mut effects);
+            }
+        }
+        effects
+    }
+
+    /// The parent of a node waiting for its backoff was cancelled: drop the restart.
+    pub(crate) fn backoff_cancelled(&mut self, key: Key) -> Effects {
+        let mut effects = Effects::default();
+        if self.current(key).is_some_and(|n| n.restart_pending) {
+            self.drop_restart(key.id, &mut effects);
+        }
+        effects
+    }
+
+    pub(crate) fn states(&self) -> BTreeMap<String, NodeState> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|n| (n.dn.to_string(), n.state))
+            .collect()
+    }
+
+    pub(crate) fn live(&self) -> Vec<String> {
+        let mut live: Vec<String> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|n| n.running)
+            .map(|n| n.dn.to_string())
+            .collect();
+        live.sort_unstable();
+        live
+    }
+}

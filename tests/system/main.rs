@@ -1,0 +1,19 @@
+//! Integration tests of the supervision runtime, by area. Ported from the Go original's
+//! suite, plus the cases the original could not express (abort, stale contexts, scale).
+//! Timing uses tokio's paused time; synchronisation uses `settled()` and awaited metrics
+//! transitions, never sleeps.
+
+mod backoff;
+mod groups;
+mod metrics;
+mod names;
+mod panics;
+mod resilience;
+mod restart;
+mod scale;
+mod settled;
+mod shutdown;
+mod signals;
+mod spans;
+mod stale;
+mod support;

@@ -1,0 +1,186 @@
+use std::time::Duration;
+
+use supervisor::{Group, NodeState, Signal, Supervisor};
+use tokio::time::Instant;
+
+use crate::support::{Cmd, Recorder, Remote, shut_down, state, tree};
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_failing_during_a_child_backoff_drops_the_pending_restart() {
+    let child = Remote::healthy();
+    let parent = Remote::healthy().with_child("child", &child);
+    let recorder = Recorder::default();
+    let p = parent.clone();
+    let sup = Supervisor::builder()
+        .metrics(recorder.clone())
+        .start(tree(move |ctx| ctx.run("parent", p.runnable())));
+    sup.settled().await;
+
+    child.send(Cmd::Fail("child broke"));
+    recorder
+        .wait_for("root.parent.child", NodeState::Dead)
+        .await;
+    // The child now waits for its backoff (at least 250 ms); its parent fails meanwhile.
+    let failed_at = Instant::now();
+    parent.send(Cmd::Fail("parent broke"));
+    recorder.wait_for("root.parent", NodeState::Dead).await;
+    assert_eq!(
+        recorder.history("root.parent.child").last(),
+        Some(&NodeState::Canceled),
+        "the pending restart is recorded as cancelled"
+    );
+    sup.settled().await;
+
+    let back = parent.start_times()[1] - failed_at;
+    assert!(back < Duration::from_secs(1), "parent back after {back:?}");
+    assert_eq!((parent.starts(), child.starts()), (2, 2));
+    assert_eq!(
+        recorder.history("root.parent.child"),
+        [
+            NodeState::New,
+            NodeState::Healthy,
+            NodeState::Dead,
+            NodeState::Canceled,
+            NodeState::New,
+            NodeState::Healthy
+        ]
+    );
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_done_node_is_restartable_only_once_it_has_returned() {
+    let one = Remote::healthy().ignoring_cancel();
+    let two = Remote::healthy();
+    let recorder = Recorder::default();
+    let (a, b) = (one.clone(), two.clone());
+    let sup = Supervisor::builder()
+        .metrics(recorder.clone())
+        .start(tree(move |ctx| {
+            ctx.run_group(
+                Group::new()
+                    .add("one", a.runnable())
+                    .add("two", b.runnable()),
+            )
+        }));
+    sup.settled().await;
+    one.send(Cmd::Signal(Signal::Done));
+    recorder.wait_for("root.one", NodeState::Done).await;
+
+    two.send(Cmd::Fail("two broke"));
+    // Two is restarted after its backoff; one, still running though Done, must not be.
+    recorder
+        .wait_for_nth("root.two", NodeState::Healthy, 2)
+        .await;
+    assert_eq!(one.starts(), 1);
+    assert!(sup.live_runnables().contains(&"root.one".to_owned()));
+
+    one.send(Cmd::Return);
+    sup.settled().await;
+    assert_eq!(one.starts(), 2);
+    assert_eq!(state(&sup, "root.one"), NodeState::Healthy);
+    assert_eq!(
+        recorder.history("root.one"),
+        [
+            NodeState::New,
+            NodeState::Healthy,
+            NodeState::Done,
+            NodeState::New,
+            NodeState::Healthy
+        ]
+    );
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_done_node_is_restarted_when_a_group_sibling_dies() {
+    let (one, two) = (Remote::healthy(), Remote::healthy());
+    let (a, b) = (one.clone(), two.clone());
+    let sup = Supervisor::new(tree(move |ctx| {
+        ctx.run_group(
+            Group::new()
+                .add("one", a.runnable())
+                .add("two", b.runnable()),
+        )
+    }));
+    sup.settled().await;
+    one.send(Cmd::Signal(Signal::Done));
+    one.send(Cmd::Return);
+    sup.settled().await;
+    assert_eq!(state(&sup, "root.one"), NodeState::Done);
+    assert!(!sup.live_runnables().contains(&"root.one".to_owned()));
+
+    two.send(Cmd::Fail("two broke"));
+    sup.settled().await;
+    assert_eq!((one.starts(), two.starts()), (2, 2));
+    assert_eq!(state(&sup, "root.one"), NodeState::Healthy);
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_done_node_stays_done_when_nothing_related_fails() {
+    let (one, other) = (Remote::healthy(), Remote::healthy());
+    let (a, b) = (one.clone(), other.clone());
+    let sup = Supervisor::new(tree(move |ctx| {
+        ctx.run("one", a.runnable())?;
+        ctx.run("other", b.runnable())
+    }));
+    sup.settled().await;
+    one.send(Cmd::Signal(Signal::Done));
+    one.send(Cmd::Return);
+    other.send(Cmd::Fail("unrelated"));
+    sup.settled().await;
+    assert_eq!(state(&sup, "root.one"), NodeState::Done);
+    assert_eq!((one.starts(), other.starts()), (1, 2));
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_root_restarts_like_any_node() {
+    let root = Remote::healthy();
+    let sup = Supervisor::new(root.runnable());
+    sup.settled().await;
+    root.send(Cmd::Fail("root broke"));
+    sup.settled().await;
+    assert_eq!(root.starts(), 2);
+    assert_eq!(state(&sup, "root"), NodeState::Healthy);
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_are_forgotten_and_started_anew_when_their_parent_restarts() {
+    let child = Remote::healthy();
+    let parent = Remote::healthy().with_child("child", &child);
+    let p = parent.clone();
+    let sup = Supervisor::new(tree(move |ctx| ctx.run("parent", p.runnable())));
+    sup.settled().await;
+    let first = child.context();
+    parent.send(Cmd::Fail("parent broke"));
+    sup.settled().await;
+    assert_eq!(child.starts(), 2);
+    assert!(first.is_cancelled());
+    assert_ne!(format!("{first:?}"), format!("{:?}", child.context()));
+    assert_eq!(state(&sup, "root.parent.child"), NodeState::Healthy);
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_node_restarts_without_backoff() {
+    let (one, two) = (Remote::healthy(), Remote::healthy());
+    let (a, b) = (one.clone(), two.clone());
+    let sup = Supervisor::new(tree(move |ctx| {
+        ctx.run_group(
+            Group::new()
+                .add("one", a.runnable())
+                .add("two", b.runnable()),
+        )
+    }));
+    sup.settled().await;
+    let before = Instant::now();
+    two.send(Cmd::Fail("two broke"));
+    sup.settled().await;
+    // One was cancelled, not failed: back at once. Two waited for its backoff.
+    assert_eq!(one.start_times()[1], before);
+    assert!(two.start_times()[1] - before >= Duration::from_millis(250));
+    shut_down(sup).await;
+}

@@ -1,0 +1,230 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use supervisor::{CancellationToken, Context, Ended, NodeState, Signal, Supervisor};
+use tokio::time::Instant;
+use tracing::Level;
+
+use crate::support::{Cmd, Recorder, Remote, capture, serve, shut_down, state, tree};
+
+#[tokio::test(start_paused = true)]
+async fn cancel_then_wait_resolves_once_every_runnable_returned() {
+    let sup = Supervisor::new(tree(|ctx| {
+        ctx.run("a", serve)?;
+        ctx.run("b", |ctx: Context| async move {
+            ctx.run("c", serve)?;
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        })
+    }));
+    sup.settled().await;
+    sup.cancel();
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    assert!(probe.live_runnables().is_empty());
+    let states = probe.states();
+    assert_eq!(states["root"], NodeState::Done);
+    for dn in ["root.a", "root.b", "root.b.c"] {
+        assert_eq!(states[dn], NodeState::Canceled, "{dn}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runnable_ignoring_cancellation_is_aborted_after_the_grace_period() {
+    let (logs, _guard) = capture();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = dropped.clone();
+    let sup = Supervisor::new(tree(move |ctx| {
+        let flag = flag.clone();
+        ctx.run("stubborn", move |_ctx: Context| {
+            let on_drop = SetOnDrop(flag.clone());
+            async move {
+                let _on_drop = on_drop;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            }
+        })?;
+        ctx.run("polite", serve)
+    }));
+    sup.settled().await;
+    let t0 = Instant::now();
+    sup.cancel();
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    assert_eq!(Instant::now() - t0, Duration::from_secs(5));
+    assert!(dropped.load(Ordering::SeqCst), "the future was dropped");
+    assert_eq!(state(&probe, "root.stubborn"), NodeState::Dead);
+    assert_eq!(state(&probe, "root.polite"), NodeState::Canceled);
+    assert!(logs.saw(
+        "supervisor",
+        Level::ERROR,
+        "root.stubborn failed: aborted: did not return within the shutdown grace period (5s)"
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grace_period_is_configurable() {
+    let stubborn = Remote::healthy().ignoring_cancel();
+    let s = stubborn.clone();
+    let sup = Supervisor::builder()
+        .shutdown_grace(Duration::from_millis(300))
+        .start(tree(move |ctx| ctx.run("stubborn", s.runnable())));
+    sup.settled().await;
+    let t0 = Instant::now();
+    sup.cancel();
+    sup.wait().await;
+    assert_eq!(Instant::now() - t0, Duration::from_millis(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_aborted_runnable_is_restarted_when_the_tree_is_not_shutting_down() {
+    let stubborn = Remote::healthy().ignoring_cancel();
+    let failing = Remote::healthy();
+    let (s, f) = (stubborn.clone(), failing.clone());
+    let sup = Supervisor::new(tree(move |ctx| {
+        ctx.run_group(
+            supervisor::Group::new()
+                .add("stubborn", s.runnable())
+                .add("failing", f.runnable()),
+        )
+    }));
+    sup.settled().await;
+    failing.send(Cmd::Fail("x"));
+    sup.settled().await;
+    // Failing restarts after its backoff; stubborn is aborted after the grace period, which
+    // is a failure of its own (Dead), so it cancels failing once more. Each restarts when
+    // its own subtree has returned (DESIGN §4).
+    assert_eq!((stubborn.starts(), failing.starts()), (2, 3));
+    assert_eq!(state(&sup, "root.stubborn"), NodeState::Healthy);
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tree_that_finishes_by_itself_ends_finished() {
+    let sup = Supervisor::new(tree(|ctx| {
+        ctx.run("worker", |ctx: Context| async move {
+            ctx.signal(Signal::Healthy);
+            ctx.signal(Signal::Done);
+            Ok(())
+        })
+    }));
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Finished);
+    assert_eq!(state(&probe, "root.worker"), NodeState::Done);
+    assert!(!probe.is_cancelled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_start_token_cancels_the_tree_and_not_the_reverse() {
+    let token = CancellationToken::new();
+    let sup = Supervisor::builder()
+        .cancel_token(token.clone())
+        .start(tree(|ctx| ctx.run("a", serve)));
+    sup.settled().await;
+    token.cancel();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+
+    let token = CancellationToken::new();
+    let sup = Supervisor::builder()
+        .cancel_token(token.clone())
+        .start(tree(|ctx| ctx.run("a", serve)));
+    sup.cancel();
+    sup.wait().await;
+    assert!(!token.is_cancelled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_restart_does_not_outlive_cancel() {
+    let one = Remote::healthy();
+    let recorder = Recorder::default();
+    let o = one.clone();
+    let sup = Supervisor::builder()
+        .metrics(recorder.clone())
+        .backoff(supervisor::Backoff::constant(Duration::from_secs(3600)))
+        .start(tree(move |ctx| ctx.run("one", o.runnable())));
+    sup.settled().await;
+    one.send(Cmd::Fail("x"));
+    recorder.wait_for("root.one", NodeState::Dead).await;
+    let t0 = Instant::now();
+    sup.cancel();
+    let probe = sup.clone();
+    sup.wait().await;
+    assert_eq!(Instant::now(), t0, "waited for nothing");
+    assert_eq!(state(&probe, "root.one"), NodeState::Canceled);
+    assert_eq!(one.starts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_supervisor_spawned_outlives_wait() {
+    let alive = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = alive.clone();
+    let sup = Supervisor::builder()
+        .shutdown_grace(Duration::from_millis(50))
+        .start(tree(move |ctx| {
+            for i in 0..100 {
+                let a = a.clone();
+                // Half of them ignore cancellation and must be aborted.
+                let stubborn = i % 2 == 0;
+                ctx.run(&format!("n{i}"), move |ctx: Context| {
+                    let guard = CountAlive::new(a.clone());
+                    async move {
+                        let _guard = guard;
+                        ctx.signal(Signal::Healthy);
+                        if stubborn {
+                            std::future::pending::<()>().await;
+                        }
+                        ctx.cancelled().await;
+                        Ok(())
+                    }
+                })?;
+            }
+            Ok(())
+        }));
+    sup.settled().await;
+    assert_eq!(alive.load(Ordering::SeqCst), 100);
+    shut_down(sup).await;
+    assert_eq!(
+        alive.load(Ordering::SeqCst),
+        0,
+        "every runnable's future was dropped"
+    );
+}
+
+#[test]
+fn starting_outside_a_runtime_is_an_error() {
+    let err = Supervisor::builder().try_start(serve).unwrap_err();
+    assert_eq!(err, supervisor::StartError::NoRuntime);
+    assert!(err.to_string().contains("inside a tokio runtime"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "must be started from inside a tokio runtime")]
+fn new_outside_a_runtime_panics_with_a_clear_message() {
+    let _ = Supervisor::new(serve);
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct CountAlive(Arc<std::sync::atomic::AtomicUsize>);
+
+impl CountAlive {
+    fn new(count: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        CountAlive(count)
+    }
+}
+
+impl Drop for CountAlive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,321 @@
+//! Remote-controlled runnables: the test decides, step by step, what each one does.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use supervisor::{Context, Metrics, NodeState, RunError, Runnable, Signal, Supervisor};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// What a remote-controlled runnable does next.
+#[derive(Debug)]
+pub enum Cmd {
+    /// Return this error.
+    Fail(&'static str),
+    /// Panic with this message.
+    Panic(&'static str),
+    /// Return `Ok(())`.
+    Return,
+    /// Send this signal and carry on.
+    Signal(Signal),
+}
+
+#[derive(Default)]
+struct Inner {
+    starts: AtomicUsize,
+    tx: Mutex<Option<mpsc::UnboundedSender<Cmd>>>,
+    times: Mutex<Vec<Instant>>,
+    ctx: Mutex<Option<Context>>,
+}
+
+/// A handle on a runnable that the test steers. Every start registers itself; commands go
+/// to the newest incarnation.
+#[derive(Clone, Default)]
+pub struct Remote {
+    inner: Arc<Inner>,
+    healthy_at_start: bool,
+    ignores_cancel: bool,
+    children: Vec<(&'static str, Remote)>,
+}
+
+impl Remote {
+    /// A remote whose runnable signals Healthy as soon as it starts.
+    pub fn healthy() -> Self {
+        Remote {
+            healthy_at_start: true,
+            ..Remote::default()
+        }
+    }
+
+    /// A remote whose runnable signals nothing by itself.
+    pub fn silent() -> Self {
+        Remote::default()
+    }
+
+    /// Starts `child` as a child named `name` on every start, before anything else.
+    pub fn with_child(mut self, name: &'static str, child: &Remote) -> Self {
+        self.children.push((name, child.clone()));
+        self
+    }
+
+    /// Makes the runnable ignore its cancellation: it only returns when told to.
+    pub fn ignoring_cancel(mut self) -> Self {
+        self.ignores_cancel = true;
+        self
+    }
+
+    pub fn runnable(&self) -> impl Runnable {
+        let remote = self.clone();
+        move |ctx: Context| {
+            let remote = remote.clone();
+            async move {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                remote.inner.starts.fetch_add(1, Ordering::SeqCst);
+                remote.inner.times.lock().unwrap().push(Instant::now());
+                *remote.inner.tx.lock().unwrap() = Some(tx);
+                *remote.inner.ctx.lock().unwrap() = Some(ctx.clone());
+                for (name, child) in &remote.children {
+                    ctx.run(name, child.runnable())?;
+                }
+                if remote.healthy_at_start {
+                    ctx.signal(Signal::Healthy);
+                }
+                let ignores_cancel = remote.ignores_cancel;
+                loop {
+                    tokio::select! {
+                        () = ctx.cancelled(), if !ignores_cancel => return Ok(()),
+                        cmd = rx.recv() => match cmd {
+                            Some(Cmd::Fail(msg)) => return Err(msg.into()),
+                            Some(Cmd::Panic(msg)) => panic!("{msg}"),
+                            Some(Cmd::Return) | None => return Ok(()),
+                            Some(Cmd::Signal(s)) => ctx.signal(s),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a command to the newest incarnation.
+    pub fn send(&self, cmd: Cmd) {
+        let tx = self.inner.tx.lock().unwrap();
+        tx.as_ref()
+            .expect("the runnable has not started yet")
+            .send(cmd)
+            .expect("the runnable is not running");
+    }
+
+    pub fn starts(&self) -> usize {
+        self.inner.starts.load(Ordering::SeqCst)
+    }
+
+    /// When each incarnation started.
+    pub fn start_times(&self) -> Vec<Instant> {
+        self.inner.times.lock().unwrap().clone()
+    }
+
+    /// The context of the newest incarnation.
+    pub fn context(&self) -> Context {
+        self.inner.ctx.lock().unwrap().clone().expect("not started")
+    }
+}
+
+/// A runnable that starts `depth` levels of descendants below itself (each named `r`),
+/// counting starts of every level in `starts`, then stays Healthy until cancelled.
+pub fn spawns_more(depth: usize, starts: Arc<AtomicUsize>) -> impl Runnable {
+    move |ctx: Context| {
+        let starts = starts.clone();
+        async move {
+            starts.fetch_add(1, Ordering::SeqCst);
+            if depth > 0 {
+                ctx.run("r", spawns_more(depth - 1, starts.clone()))?;
+            }
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        }
+    }
+}
+
+/// A runnable that signals Healthy and waits to be cancelled.
+pub async fn serve(ctx: Context) -> supervisor::Result {
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+/// The state of `dn`, which must exist.
+pub fn state(sup: &Supervisor, dn: &str) -> NodeState {
+    match sup.states().get(dn) {
+        Some(&s) => s,
+        None => panic!("no node {dn} in {:?}", sup.states()),
+    }
+}
+
+/// Cancels the supervisor and waits for it, checking that no runnable is left.
+pub async fn shut_down(sup: Supervisor) {
+    sup.cancel();
+    let probe = sup.clone();
+    sup.wait().await;
+    assert!(
+        probe.live_runnables().is_empty(),
+        "still live after wait: {:?}",
+        probe.live_runnables()
+    );
+}
+
+/// The usual shape of a parent: start children, then signal Healthy and Done.
+pub fn tree(
+    setup: impl Fn(&Context) -> Result<(), RunError> + Send + Sync + 'static,
+) -> impl Runnable {
+    let setup = Arc::new(setup);
+    move |ctx: Context| {
+        let setup = setup.clone();
+        async move {
+            setup(&ctx)?;
+            ctx.signal(Signal::Healthy);
+            ctx.signal(Signal::Done);
+            Ok(())
+        }
+    }
+}
+
+/// A metrics sink that keeps every transition and lets a test wait for one.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    log: Arc<Mutex<Vec<(String, NodeState)>>>,
+    changed: Arc<Notify>,
+}
+
+impl Metrics for Recorder {
+    fn notify_node_state(&self, dn: &str, state: NodeState) {
+        self.log.lock().unwrap().push((dn.to_owned(), state));
+        self.changed.notify_waiters();
+    }
+}
+
+impl Recorder {
+    /// Every state `dn` has entered, in order.
+    pub fn history(&self, dn: &str) -> Vec<NodeState> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(d, _)| d == dn)
+            .map(|&(_, s)| s)
+            .collect()
+    }
+
+    /// Waits until `dn` has entered `state` for the `nth` time (1-based).
+    pub async fn wait_for_nth(&self, dn: &str, state: NodeState, nth: usize) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.history(dn).iter().filter(|&&s| s == state).count() >= nth {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Waits until `dn` has entered `state` at least once.
+    pub async fn wait_for(&self, dn: &str, state: NodeState) {
+        self.wait_for_nth(dn, state, 1).await;
+    }
+}
+
+/// One captured `tracing` event.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub target: String,
+    pub level: Level,
+    pub message: String,
+    /// The `dn` of the innermost enclosing `runnable` span, if any.
+    pub dn: Option<String>,
+    /// The event's own `dn` field, if any.
+    pub dn_field: Option<String>,
+}
+
+/// Events captured on this thread while the guard lives.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<Record>>>);
+
+impl Captured {
+    pub fn records(&self) -> Vec<Record> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Whether an event at `target` with a message containing `needle` was seen.
+    pub fn saw(&self, target: &str, level: Level, needle: &str) -> bool {
+        self.records()
+            .iter()
+            .any(|r| r.target == target && r.level == level && r.message.contains(needle))
+    }
+}
+
+struct SpanDn(String);
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    dn: Option<String>,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "dn" => self.dn = Some(format!("{value:?}")),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "dn" => self.dn = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+}
+
+struct CaptureLayer(Captured);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CaptureLayer {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(dn), Some(span)) = (fields.dn, ctx.span(id)) {
+            span.extensions_mut().insert(SpanDn(dn));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let dn = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<SpanDn>().map(|d| d.0.clone()))
+        });
+        self.0.0.lock().unwrap().push(Record {
+            target: event.metadata().target().to_owned(),
+            level: *event.metadata().level(),
+            message: fields.message,
+            dn,
+            dn_field: fields.dn,
+        });
+    }
+}
+
+/// Captures every `tracing` event of this thread until the guard is dropped. Tests using it
+/// run on tokio's default current-thread runtime, so every task polls on this thread.
+pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(CaptureLayer(captured.clone()));
+    (captured, tracing::subscriber::set_default(subscriber))
+}
