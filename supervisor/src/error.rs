@@ -170,6 +170,8 @@ pub(crate) fn is_cancellation(err: &(dyn StdError + 'static)) -> bool {
 pub enum StartError {
     /// There is no tokio runtime on this thread.
     NoRuntime,
+    /// The runtime has no time driver, which backoff and the shutdown grace period need.
+    NoTimeDriver,
 }
 
 impl fmt::Display for StartError {
@@ -178,6 +180,11 @@ impl fmt::Display for StartError {
             StartError::NoRuntime => f.write_str(
                 "a supervisor must be started from inside a tokio runtime (with time enabled), \
                  e.g. in `#[tokio::main]` or `#[tokio::test]`; none is running on this thread",
+            ),
+            StartError::NoTimeDriver => f.write_str(
+                "a supervisor needs a tokio runtime with time enabled (for backoff and the \
+                 shutdown grace period): call `enable_time()` (or `enable_all()`) on the \
+                 runtime builder",
             ),
         }
     }

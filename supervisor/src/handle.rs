@@ -257,10 +257,14 @@ impl Builder {
         }
     }
 
-    /// Starts the supervisor, or says why it cannot: there is no tokio runtime here.
+    /// Starts the supervisor, or says why it cannot: there is no tokio runtime here, or it
+    /// has no time driver.
     pub fn try_start<R: Runnable>(self, root: R) -> Result<Supervisor, StartError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StartError::NoRuntime);
+        }
+        if !time_is_enabled() {
+            return Err(StartError::NoTimeDriver);
         }
         let token = match &self.cancel_token {
             Some(parent) => parent.child_token(),
@@ -279,6 +283,13 @@ impl Builder {
         shared.spawn(start);
         Ok(Supervisor { shared })
     }
+}
+
+/// Whether the current runtime has a time driver. Tokio offers no query for it, and creating
+/// a timer without one panics; so create one and see. (Without a driver the panic hook
+/// prints tokio's message once; the global hook is left alone, as other threads use it.)
+fn time_is_enabled() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 impl fmt::Debug for Builder {

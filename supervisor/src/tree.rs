@@ -21,6 +21,7 @@
 //!   cancellation, a backoff timer), never by polling.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Busy, TaskWake};
 use crate::backoff::{Backoff, BackoffState, Rng};
-use crate::error::{Failure, NameUse, RunError, is_cancellation};
+use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
 use crate::group::Group;
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
@@ -176,8 +177,25 @@ impl Tree {
             return;
         }
         node.state = state;
+        self.notify(id, state);
+    }
+
+    /// Tells every metrics sink. A sink is user code: if it panics, the panic is logged and
+    /// the tree carries on, consistent, rather than unwinding out from under the lock.
+    fn notify(&self, id: NodeId, state: NodeState) {
+        let dn = &self.node(id).dn;
         for m in &self.metrics {
-            m.notify_node_state(&self.node(id).dn, state);
+            let told = catch_unwind(AssertUnwindSafe(|| m.notify_node_state(dn, state)));
+            if let Err(payload) = told {
+                tracing::error!(
+                    target: "supervisor",
+                    parent: None,
+                    %dn,
+                    "a metrics sink panicked when told {dn} is {}: {}",
+                    state.name(),
+                    panic_message(&*payload)
+                );
+            }
         }
     }
 
@@ -216,25 +234,32 @@ impl Tree {
                 self.slots.len() - 1
             }
         };
-        for m in &self.metrics {
-            m.notify_node_state(&self.node(id).dn, NodeState::New);
-        }
+        self.notify(id, NodeState::New);
         id
+    }
+
+    /// Marks whether `id`'s task is alive, keeping `running_below` of it and its ancestors.
+    fn set_running(&mut self, id: NodeId, running: bool) {
+        self.node_mut(id).running = running;
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let n = self.node_mut(c);
+            if running {
+                n.running_below += 1;
+            } else {
+                n.running_below -= 1;
+            }
+            cur = n.parent;
+        }
     }
 
     /// Gives `id` a new incarnation, marks it running and describes the task to spawn.
     fn launch(&mut self, id: NodeId) -> Start {
         self.next_incarnation += 1;
         let incarnation = self.next_incarnation;
-        let mut cur = Some(id);
-        while let Some(c) = cur {
-            let n = self.node_mut(c);
-            n.running_below += 1;
-            cur = n.parent;
-        }
+        self.set_running(id, true);
         let node = self.node_mut(id);
         node.incarnation = incarnation;
-        node.running = true;
         Start {
             key: Key { id, incarnation },
             dn: node.dn.clone(),
@@ -369,13 +394,7 @@ impl Tree {
             Outcome::Panicked(msg) => Err(Failure::Panicked(msg)),
             Outcome::Aborted(grace) => Err(Failure::Aborted(grace)),
         };
-        let mut cur = Some(key.id);
-        while let Some(c) = cur {
-            let n = self.node_mut(c);
-            n.running_below -= 1;
-            cur = n.parent;
-        }
-        self.node_mut(key.id).running = false;
+        self.set_running(key.id, false);
         match ending {
             Ok(state) => self.set_state(key.id, state),
             Err(failure) => self.fail(key.id, failure, &mut effects),

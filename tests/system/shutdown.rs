@@ -201,6 +201,40 @@ fn starting_outside_a_runtime_is_an_error() {
 }
 
 #[test]
+fn starting_without_a_time_driver_is_an_error() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(async { Supervisor::builder().try_start(serve).unwrap_err() });
+    assert_eq!(err, supervisor::StartError::NoTimeDriver);
+    assert!(err.to_string().contains("enable_time()"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_metrics_sink_does_not_break_the_tree() {
+    struct Panicky;
+    impl supervisor::Metrics for Panicky {
+        fn notify_node_state(&self, dn: &str, _state: NodeState) {
+            if dn == "root.a" {
+                panic!("sink bug");
+            }
+        }
+    }
+    let recorder = Recorder::default();
+    let sup = Supervisor::builder()
+        .metrics(Panicky)
+        .metrics(recorder.clone())
+        .start(tree(|ctx| ctx.run("a", serve)));
+    sup.settled().await;
+    assert_eq!(state(&sup, "root.a"), NodeState::Healthy);
+    assert_eq!(
+        recorder.history("root.a"),
+        [NodeState::New, NodeState::Healthy]
+    );
+    shut_down(sup).await;
+}
+
+#[test]
 #[should_panic(expected = "must be started from inside a tokio runtime")]
 fn new_outside_a_runtime_panics_with_a_clear_message() {
     let _ = Supervisor::new(serve);
