@@ -9,6 +9,7 @@ use tracing::Span;
 use crate::Signal;
 use crate::error::RunError;
 use crate::group::Group;
+use crate::logtree::{DnMeta, LogTree, Logger, RawLogger};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::{Key, Signalled};
@@ -53,7 +54,7 @@ pub struct Context {
 struct Inner {
     shared: Arc<Shared>,
     key: Key,
-    dn: Arc<str>,
+    meta: Arc<DnMeta>,
     token: CancellationToken,
     span: Span,
 }
@@ -62,7 +63,7 @@ impl Context {
     pub(crate) fn new(
         shared: Arc<Shared>,
         key: Key,
-        dn: Arc<str>,
+        meta: Arc<DnMeta>,
         token: CancellationToken,
         span: Span,
     ) -> Self {
@@ -70,19 +71,11 @@ impl Context {
             inner: Arc::new(Inner {
                 shared,
                 key,
-                dn,
+                meta,
                 token,
                 span,
             }),
         }
-    }
-
-    pub(crate) fn key(&self) -> Key {
-        self.inner.key
-    }
-
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.inner.token
     }
 
     /// The `tracing` span this incarnation runs in; it carries the DN.
@@ -92,7 +85,7 @@ impl Context {
 
     /// This node's distinguished name, e.g. `root.net.dhcp`.
     pub fn dn(&self) -> &str {
-        &self.inner.dn
+        &self.inner.meta.dn
     }
 
     /// Resolves when the runnable must stop: its node, an ancestor, a group sibling or the
@@ -169,22 +162,84 @@ impl Context {
         let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
         match signalled {
             Signalled::Accepted => {}
-            Signalled::Failed(effects) => self.inner.shared.apply(effects, Some(&self.inner.span)),
+            Signalled::Failed(effects) => self.inner.shared.apply(effects),
             Signalled::Stale => tracing::warn!(
                 target: "supervisor",
                 parent: None,
-                dn = %self.inner.dn,
+                dn = %self.dn(),
                 "ignored signal {signal} from a stale context of {}",
-                self.inner.dn
+                self.dn()
             ),
         }
+    }
+
+    /// The logger of this node's DN. `tracing` events inside the runnable land there too.
+    pub fn logger(&self) -> Logger {
+        let shared = &self.inner.shared;
+        Logger::new(shared.log_tree.clone(), self.inner.meta.clone())
+    }
+
+    /// A logger at `<dn>.<name>`, for a part of the runnable that deserves its own log.
+    ///
+    /// The name follows the rules of child names and shares their namespace: a name used
+    /// by a sub-logger can never be a child of this node incarnation, nor the reverse, so
+    /// no runnable and sub-logger ever log into the same DN. Asking twice for the same
+    /// sub-logger is fine. Sub-loggers can be made at any time, also after `Healthy`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::{Context, Signal};
+    ///
+    /// async fn dhcp(ctx: Context) -> supervisor::Result {
+    ///     let leases = ctx.sub_logger("lease")?; // logs at `<dn>.lease`
+    ///     ctx.signal(Signal::Healthy);
+    ///     leases.info("10.0.0.2 leased for 1 h");
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    /// # let _ = dhcp;
+    /// ```
+    pub fn sub_logger(&self, name: &str) -> Result<Logger, RunError> {
+        let shared = &self.inner.shared;
+        let dn = shared.tree().reserve_sub_logger(self.inner.key, name)?;
+        Ok(Logger::new(
+            shared.log_tree.clone(),
+            shared.log_tree.meta_of_node(&dn),
+        ))
+    }
+
+    /// [`sub_logger`](Context::sub_logger), for names known to be valid (a literal): an
+    /// invalid or taken name panics, which fails this runnable with the reason.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is invalid, or is a child's name.
+    #[track_caller]
+    pub fn must_sub_logger(&self, name: &str) -> Logger {
+        match self.sub_logger(name) {
+            Ok(logger) => logger,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A writer of raw lines at this node's DN (for unstructured output such as a child
+    /// process's). Each call gives a writer with its own line buffer.
+    pub fn raw_logger(&self) -> RawLogger {
+        let shared = &self.inner.shared;
+        RawLogger::new(shared.log_tree.clone(), self.inner.meta.clone())
+    }
+
+    /// The supervisor's log tree, for reading.
+    pub fn log_tree(&self) -> LogTree {
+        self.inner.shared.log_tree.clone()
     }
 }
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("dn", &self.inner.dn)
+            .field("dn", &self.dn())
             .field("incarnation", &self.inner.key.incarnation)
             .field("cancelled", &self.is_cancelled())
             .finish()

@@ -39,20 +39,24 @@ use crate::{NodeState, Signal};
 pub enum RunError {
     /// The name does not match `^[a-z0-9_]{1,64}$`.
     InvalidName {
-        /// DN of the node that tried to start the child.
+        /// DN of the node that tried to start the child or make the sub-logger.
         parent: String,
         /// The rejected name, as given.
         name: String,
+        /// What the name was for.
+        wanted: NameUse,
     },
     /// The name is already used by a child or sub-logger of this node incarnation, or twice
     /// within the same group.
     NameTaken {
-        /// DN of the node that tried to start the child.
+        /// DN of the node that tried to start the child or make the sub-logger.
         parent: String,
         /// The name that is taken.
         name: String,
         /// What already uses it.
         by: NameUse,
+        /// What the name was wanted for.
+        wanted: NameUse,
     },
     /// Children can only be started while their parent is `New`, before it signals `Healthy`.
     NotNew {
@@ -80,6 +84,15 @@ pub enum NameUse {
     SubLogger,
 }
 
+impl NameUse {
+    fn verb(self) -> &'static str {
+        match self {
+            NameUse::Child => "start child",
+            NameUse::SubLogger => "make sub-logger",
+        }
+    }
+}
+
 impl fmt::Display for NameUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -92,15 +105,26 @@ impl fmt::Display for NameUse {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::InvalidName { parent, name } => write!(
+            RunError::InvalidName {
+                parent,
+                name,
+                wanted,
+            } => write!(
                 f,
-                "`{parent}` cannot start child {}: the name is invalid ({NAME_RULE})",
+                "`{parent}` cannot {} {}: the name is invalid ({NAME_RULE})",
+                wanted.verb(),
                 Shown(name)
             ),
-            RunError::NameTaken { parent, name, by } => write!(
+            RunError::NameTaken {
+                parent,
+                name,
+                by,
+                wanted,
+            } => write!(
                 f,
-                "`{parent}` cannot start child {}: the name is already used by {by} of \
-                 `{parent}` (names are unique among a node's children and sub-loggers)",
+                "`{parent}` cannot {} {}: the name is already used by {by} of `{parent}` \
+                 (names are unique among a node's children and sub-loggers)",
+                wanted.verb(),
                 Shown(name)
             ),
             RunError::NotNew {
@@ -316,6 +340,7 @@ mod tests {
         let e = RunError::InvalidName {
             parent: "root.net".into(),
             name: "Has.Dot".into(),
+            wanted: NameUse::Child,
         };
         assert_eq!(
             e.to_string(),

@@ -11,6 +11,7 @@ use crate::NodeState;
 use crate::activity::Activity;
 use crate::backoff::Backoff;
 use crate::error::StartError;
+use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
@@ -138,6 +139,11 @@ impl Supervisor {
         self.shared.activity.settled().await;
     }
 
+    /// The log tree the supervisor and its runnables log into.
+    pub fn log_tree(&self) -> LogTree {
+        self.shared.log_tree.clone()
+    }
+
     /// A snapshot of every node's state, by DN, in DN order.
     pub fn states(&self) -> BTreeMap<String, NodeState> {
         self.shared.tree().states()
@@ -191,6 +197,7 @@ pub struct Builder {
     backoff: Backoff,
     shutdown_grace: Duration,
     cancel_token: Option<CancellationToken>,
+    log_tree: Option<LogTree>,
 }
 
 impl Default for Builder {
@@ -201,6 +208,7 @@ impl Default for Builder {
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(5),
             cancel_token: None,
+            log_tree: None,
         }
     }
 }
@@ -243,6 +251,13 @@ impl Builder {
         self
     }
 
+    /// Logs into `log_tree` instead of a new log tree of default limits. Several
+    /// supervisors may share one; their DNs then overlap (all have `root`).
+    pub fn log_tree(mut self, log_tree: LogTree) -> Self {
+        self.log_tree = Some(log_tree);
+        self
+    }
+
     /// Starts the supervisor with `root` as its root runnable, at DN `root`.
     ///
     /// # Panics
@@ -278,6 +293,7 @@ impl Builder {
             activity,
             self.shutdown_grace,
             self.propagate_panics,
+            self.log_tree.unwrap_or_default(),
         ));
         let start = shared.tree().start_root(Arc::new(root));
         shared.spawn(start);
@@ -300,6 +316,7 @@ impl fmt::Debug for Builder {
             .field("backoff", &self.backoff)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("cancel_token", &self.cancel_token)
+            .field("log_tree", &self.log_tree)
             .finish()
     }
 }

@@ -70,6 +70,7 @@ mod context;
 mod error;
 mod group;
 mod handle;
+pub mod logtree;
 mod metrics;
 mod name;
 mod runnable;

@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Span;
 
-use crate::Context;
 use crate::activity::Activity;
+use crate::logtree::{LogTree, Logger};
 use crate::task::RunnableTask;
 use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
 
@@ -29,6 +28,9 @@ pub(crate) struct Shared {
     pub(crate) activity: Arc<Activity>,
     pub(crate) grace: Duration,
     pub(crate) propagate_panics: bool,
+    pub(crate) log_tree: LogTree,
+    /// The supervisor's own log, at DN `supervisor`.
+    log: Logger,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
@@ -39,7 +41,12 @@ impl Shared {
         activity: Arc<Activity>,
         grace: Duration,
         propagate_panics: bool,
+        log_tree: LogTree,
     ) -> Self {
+        let log = Logger::new(
+            log_tree.clone(),
+            log_tree.meta_of_node(&Arc::from("supervisor")),
+        );
         Shared {
             tree: Mutex::new(tree),
             token,
@@ -47,6 +54,8 @@ impl Shared {
             activity,
             grace,
             propagate_panics,
+            log_tree,
+            log,
             panic: Mutex::new(None),
         }
     }
@@ -57,11 +66,10 @@ impl Shared {
         self.tree.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Carries out what a change to the tree asked for. `span` is the span of the node the
-    /// change is about, if it is a node's own doing.
-    pub(crate) fn apply(self: &Arc<Self>, effects: Effects, span: Option<&Span>) {
+    /// Carries out what a change to the tree asked for.
+    pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
         for note in &effects.notes {
-            log(note, span);
+            self.log(note);
         }
         for start in effects.starts {
             self.spawn(start);
@@ -72,14 +80,11 @@ impl Shared {
     }
 
     pub(crate) fn spawn(self: &Arc<Self>, start: Start) {
-        let span = tracing::info_span!(parent: None, "runnable", dn = %start.dn);
-        let ctx = Context::new(self.clone(), start.key, start.dn, start.token.clone(), span);
-        self.tracker.spawn(RunnableTask::new(
-            self.clone(),
-            ctx,
-            start.runnable,
-            start.wake,
-        ));
+        let verbose = self.log.v(1);
+        if verbose.enabled() {
+            verbose.info(format_args!("starting {}", start.dn));
+        }
+        self.tracker.spawn(RunnableTask::new(self.clone(), start));
     }
 
     fn arm(self: &Arc<Self>, timer: Timer) {
@@ -96,15 +101,15 @@ impl Shared {
                 () = parent.cancelled() => shared.tree().backoff_cancelled(key),
                 () = tokio::time::sleep(delay) => shared.tree().backoff_elapsed(key),
             };
-            shared.apply(effects, None);
+            shared.apply(effects);
             drop(busy);
         });
     }
 
     /// Records how the task of `key` ended and restarts what that makes restartable.
-    pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome, span: &Span) {
+    pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome) {
         let effects = self.tree().exited(key, outcome);
-        self.apply(effects, Some(span));
+        self.apply(effects);
     }
 
     /// Keeps the first propagated panic for `wait` to resume, and shuts the tree down.
@@ -123,34 +128,33 @@ impl Shared {
     }
 }
 
-/// Logs a note at the `supervisor` target. A failure is one event, parented by the failed
-/// node's span when there is one, so that it reads as both the node's own error and a
-/// supervisor message; the rest happens outside any runnable's span.
-fn log(note: &Note, node_span: Option<&Span>) {
-    match note {
-        Note::Failed { dn, failure } => {
-            let parent = node_span.and_then(Span::id);
-            tracing::error!(target: "supervisor", parent: parent, %dn, "{dn} failed: {failure}");
-        }
-        Note::Restarting { dn, delay } if delay.is_zero() => {
-            tracing::info!(target: "supervisor", parent: None, %dn, "restarting {dn}");
-        }
-        Note::Restarting { dn, delay } => {
-            tracing::info!(
-                target: "supervisor",
-                parent: None,
-                %dn,
-                ?delay,
-                "restarting {dn} after a backoff of {delay:?}"
-            );
-        }
-        Note::RestartDropped { dn } => {
-            tracing::info!(
-                target: "supervisor",
-                parent: None,
-                %dn,
-                "dropped the pending restart of {dn}: its parent was cancelled"
-            );
+impl Shared {
+    /// Logs a note in the log tree — at `supervisor`, and a failure also at the failed
+    /// node's own DN — and as a `tracing` event at target `supervisor` outside any runnable
+    /// span, for the application's own subscriber. (Writing to the tree directly keeps the
+    /// event from being routed there a second time.)
+    fn log(&self, note: &Note) {
+        let (dn, text) = match note {
+            Note::Failed { dn, failure } => {
+                let node = Logger::new(self.log_tree.clone(), self.log_tree.meta_of_node(dn));
+                node.error(failure);
+                (dn, format!("{dn} failed: {failure}"))
+            }
+            Note::Restarting { dn, delay } if delay.is_zero() => (dn, format!("restarting {dn}")),
+            Note::Restarting { dn, delay } => {
+                (dn, format!("restarting {dn} after a backoff of {delay:?}"))
+            }
+            Note::RestartDropped { dn } => (
+                dn,
+                format!("dropped the pending restart of {dn}: its parent was cancelled"),
+            ),
+        };
+        if let Note::Failed { .. } = note {
+            self.log.error(&text);
+            tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
+        } else {
+            self.log.info(&text);
+            tracing::info!(target: "supervisor", parent: None, %dn, "{text}");
         }
     }
 }

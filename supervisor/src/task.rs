@@ -18,14 +18,16 @@ use tracing::Span;
 use crate::Context;
 use crate::activity::{Busy, TaskWake};
 use crate::error::panic_message;
-use crate::runnable::{BoxFuture, DynRunnable};
+use crate::logtree::{Routing, runnable_span};
+use crate::runnable::BoxFuture;
 use crate::shared::Shared;
-use crate::tree::{Key, Outcome};
+use crate::tree::{Key, Outcome, Start};
 
 enum Stage {
     /// Not polled yet: the runnable is called on the first poll, inside the task, so that
-    /// a panic in the call itself is caught like any other.
-    Start(Arc<dyn DynRunnable>, Context),
+    /// a panic in the call itself is caught like any other, and its span is made there,
+    /// with routing in effect.
+    Start(Start),
     Running(BoxFuture),
     Finished,
 }
@@ -48,17 +50,13 @@ pin_project! {
 }
 
 impl RunnableTask {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        ctx: Context,
-        runnable: Arc<dyn DynRunnable>,
-        wake: Arc<TaskWake>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, start: Start) -> Self {
+        let wake = start.wake.clone();
         RunnableTask {
-            key: ctx.key(),
-            span: ctx.span().clone(),
-            cancelled: ctx.token().clone().cancelled_owned(),
-            stage: Stage::Start(runnable, ctx),
+            key: start.key,
+            span: Span::none(),
+            cancelled: start.token.clone().cancelled_owned(),
+            stage: Stage::Start(start),
             shared,
             grace: None,
             exiting: None,
@@ -77,15 +75,26 @@ impl Future for RunnableTask {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.project();
         this.wake.wake.begin_poll(cx.waker());
+        let _routing = Routing::enter();
         let mut tracked = TaskContext::from_waker(this.waker);
         let cx = &mut tracked;
 
         let outcome = 'outcome: {
             if let Stage::Start(..) = this.stage {
-                let Stage::Start(runnable, ctx) = std::mem::replace(this.stage, Stage::Finished)
-                else {
+                let Stage::Start(start) = std::mem::replace(this.stage, Stage::Finished) else {
                     unreachable!()
                 };
+                let log_tree = &this.shared.log_tree;
+                let meta = log_tree.meta_of_node(&start.dn);
+                *this.span = runnable_span(log_tree, &meta);
+                let ctx = Context::new(
+                    this.shared.clone(),
+                    start.key,
+                    meta,
+                    start.token,
+                    this.span.clone(),
+                );
+                let runnable = start.runnable;
                 let _entered = this.span.enter();
                 match catch_unwind(AssertUnwindSafe(|| runnable.start(ctx))) {
                     Ok(future) => *this.stage = Stage::Running(future),
@@ -119,7 +128,7 @@ impl Future for RunnableTask {
 
         // Drop the runnable's future before anything restarts: its resources go first.
         finish_stage(this.stage, this.span);
-        this.shared.exited(*this.key, outcome, this.span);
+        this.shared.exited(*this.key, outcome);
         this.exiting.take();
         this.wake.finish();
         Poll::Ready(())

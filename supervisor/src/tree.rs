@@ -285,11 +285,13 @@ impl Tree {
                 parent: parent.dn.to_string(),
                 name: name.clone(),
                 by,
+                wanted: NameUse::Child,
             };
             if !is_valid_name(name) {
                 return Err(RunError::InvalidName {
                     parent: parent.dn.to_string(),
                     name: name.clone(),
+                    wanted: NameUse::Child,
                 });
             }
             if let Some(&by) = parent.names.get(name.as_str()) {
@@ -335,6 +337,38 @@ impl Tree {
         }
         self.node_mut(key.id).groups.push(ids);
         Ok(starts)
+    }
+
+    /// Reserves `name` below `key` for a sub-logger, returning the sub-logger's DN. Asking
+    /// again for the same sub-logger is fine; a child's name is not.
+    pub(crate) fn reserve_sub_logger(
+        &mut self,
+        key: Key,
+        name: &str,
+    ) -> Result<Arc<str>, RunError> {
+        let Some(node) = self.current(key) else {
+            return Err(self.stale(key));
+        };
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                parent: node.dn.to_string(),
+                name: name.to_owned(),
+                wanted: NameUse::SubLogger,
+            });
+        }
+        if let Some(NameUse::Child) = node.names.get(name) {
+            return Err(RunError::NameTaken {
+                parent: node.dn.to_string(),
+                name: name.to_owned(),
+                by: NameUse::Child,
+                wanted: NameUse::SubLogger,
+            });
+        }
+        let dn = format!("{}.{name}", node.dn).into();
+        self.node_mut(key.id)
+            .names
+            .insert(name.into(), NameUse::SubLogger);
+        Ok(dn)
     }
 
     fn stale(&self, key: Key) -> RunError {

@@ -53,7 +53,8 @@ async fn invalid_names_are_refused_with_the_name_and_the_rule() {
                 err,
                 RunError::InvalidName {
                     parent: "root".into(),
-                    name: name.clone()
+                    name: name.clone(),
+                    wanted: NameUse::Child,
                 }
             );
             let msg = err.to_string();
@@ -92,6 +93,7 @@ async fn duplicate_children_are_refused() {
             parent: "root".into(),
             name: "a".into(),
             by: NameUse::Child,
+            wanted: NameUse::Child,
         };
         assert_eq!(ctx.run("a", serve), Err(taken.clone()));
         // Across groups too.
@@ -105,7 +107,8 @@ async fn duplicate_children_are_refused() {
             Err(RunError::NameTaken {
                 parent: "root".into(),
                 name: "c".into(),
-                by: NameUse::Child
+                by: NameUse::Child,
+                wanted: NameUse::Child,
             })
         );
         let msg = ctx.run("a", serve).unwrap_err().to_string();

@@ -313,9 +313,13 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CaptureLayer {
 }
 
 /// Captures every `tracing` event of this thread until the guard is dropped. Tests using it
-/// run on tokio's default current-thread runtime, so every task polls on this thread.
+/// run on tokio's default current-thread runtime, so every task polls on this thread. The
+/// subscriber includes the log tree's layer, as an application with its own subscriber
+/// would, so runnable spans are visible to it.
 pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(CaptureLayer(captured.clone()));
+    let subscriber = tracing_subscriber::registry()
+        .with(supervisor::logtree::LogTreeLayer::new())
+        .with(CaptureLayer(captured.clone()));
     (captured, tracing::subscriber::set_default(subscriber))
 }

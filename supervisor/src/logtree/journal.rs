@@ -1,0 +1,270 @@
+//! Where entries live: per-DN retention, a global budget, and live subscriptions.
+//!
+//! # Invariants
+//!
+//! - Every entry has a unique sequence number; numbers grow in the order entries are
+//!   appended, and that is the journal order readers see.
+//! - Each DN's deque holds its retained entries in sequence order; retention only ever
+//!   removes from the front, so an entry of `dn` with number `s` is retained exactly when
+//!   `s >= front(dn).seq`.
+//! - `order` lists `(seq, dn)` of appended entries oldest first, including some already
+//!   evicted by per-DN retention ("orphans"); it is compacted when orphans outnumber the
+//!   retained entries, so its size stays proportional to what is retained.
+//! - Appending and subscribing happen under the journal's lock, so a subscriber sees
+//!   exactly the entries numbered from its `start` on, in order, and a backlog read takes
+//!   exactly those before it.
+//!
+//! Lock order: journal, then a subscriber's queue.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use super::entry::{LogEntry, Payload};
+use super::reader::{Filter, Streamed};
+
+/// The limits of one log tree.
+#[derive(Clone, Debug)]
+pub(super) struct Limits {
+    pub(super) per_dn: usize,
+    pub(super) global_bytes: usize,
+}
+
+pub(super) struct Journal {
+    next_seq: u64,
+    dns: BTreeMap<Arc<str>, VecDeque<LogEntry>>,
+    order: VecDeque<(u64, Arc<str>)>,
+    retained: usize,
+    bytes: usize,
+    subscribers: Vec<Option<Arc<Subscriber>>>,
+    free: Vec<usize>,
+    limits: Limits,
+}
+
+/// What a subscription's stream has not read yet.
+pub(super) struct Subscriber {
+    pub(super) filter: Filter,
+    queue: Mutex<Queue>,
+    pub(super) ready: Notify,
+}
+
+struct Queue {
+    items: VecDeque<Streamed>,
+    /// Entries (not markers) in `items`.
+    entries: usize,
+    capacity: usize,
+    closed: bool,
+}
+
+impl Subscriber {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `entry`, or counts it as missed when the buffer is full: the count travels
+    /// in-band, as one marker after the entries queued before it.
+    fn offer(&self, entry: &LogEntry) {
+        let mut q = self.queue();
+        if q.entries < q.capacity {
+            q.items.push_back(Streamed::Entry(entry.clone()));
+            q.entries += 1;
+        } else if let Some(Streamed::Missed(n)) = q.items.back_mut() {
+            *n += 1;
+        } else {
+            q.items.push_back(Streamed::Missed(1));
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// The next item, if one is queued; `Err(())` once closed and drained.
+    pub(super) fn take(&self) -> Result<Option<Streamed>, ()> {
+        let mut q = self.queue();
+        match q.items.pop_front() {
+            Some(item) => {
+                if matches!(item, Streamed::Entry(_)) {
+                    q.entries -= 1;
+                }
+                Ok(Some(item))
+            }
+            None if q.closed => Err(()),
+            None => Ok(None),
+        }
+    }
+
+    fn close(&self) {
+        self.queue().closed = true;
+        self.ready.notify_one();
+    }
+}
+
+impl Journal {
+    pub(super) fn new(limits: Limits) -> Self {
+        Journal {
+            next_seq: 0,
+            dns: BTreeMap::new(),
+            order: VecDeque::new(),
+            retained: 0,
+            bytes: 0,
+            subscribers: Vec::new(),
+            free: Vec::new(),
+            limits,
+        }
+    }
+
+    pub(super) fn append(&mut self, dn: &Arc<str>, payload: Payload) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = LogEntry::new(dn.clone(), seq, payload);
+        let cost = entry.cost();
+        let deque = match self.dns.get_mut(&**dn) {
+            Some(d) => d,
+            None => self.dns.entry(dn.clone()).or_default(),
+        };
+        deque.push_back(entry.clone());
+        self.retained += 1;
+        self.bytes += cost;
+        if deque.len() > self.limits.per_dn {
+            if let Some(old) = deque.pop_front() {
+                self.retained -= 1;
+                self.bytes -= old.cost();
+            }
+        }
+        self.order.push_back((seq, dn.clone()));
+        while self.bytes > self.limits.global_bytes && self.evict_oldest() {}
+        if self.order.len() > 2 * self.retained + 1024 {
+            self.compact_order();
+        }
+        for sub in self.subscribers.iter().flatten() {
+            if sub.filter.matches(&entry) {
+                sub.offer(&entry);
+            }
+        }
+    }
+
+    /// Evicts the oldest retained entry of the whole tree; false if there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((seq, dn)) = self.order.pop_front() {
+            let Some(deque) = self.dns.get_mut(&*dn) else {
+                continue;
+            };
+            if deque.front().is_some_and(|e| e.seq() == seq) {
+                if let Some(old) = deque.pop_front() {
+                    self.retained -= 1;
+                    self.bytes -= old.cost();
+                }
+                if deque.is_empty() {
+                    self.dns.remove(&*dn);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    fn compact_order(&mut self) {
+        let dns = &self.dns;
+        self.order.retain(|(seq, dn)| {
+            dns.get(&**dn)
+                .and_then(VecDeque::front)
+                .is_some_and(|front| front.seq() <= *seq)
+        });
+    }
+
+    /// Registers a live subscription; entries appended from now on reach it.
+    pub(super) fn subscribe(
+        &mut self,
+        filter: Filter,
+        capacity: usize,
+    ) -> (usize, Arc<Subscriber>) {
+        let sub = Arc::new(Subscriber {
+            filter,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                entries: 0,
+                capacity,
+                closed: false,
+            }),
+            ready: Notify::new(),
+        });
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.subscribers[id] = Some(sub.clone());
+                id
+            }
+            None => {
+                self.subscribers.push(Some(sub.clone()));
+                self.subscribers.len() - 1
+            }
+        };
+        (id, sub)
+    }
+
+    pub(super) fn unsubscribe(&mut self, id: usize) {
+        if let Some(slot) = self.subscribers.get_mut(id) {
+            if slot.take().is_some() {
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// The sequence number the next entry will get: entries before it are backlog.
+    pub(super) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The DNs holding entries that `filter` may select.
+    pub(super) fn dns_in(&self, filter: &Filter) -> Vec<Arc<str>> {
+        let root = filter.dn.as_str();
+        if filter.with_children {
+            self.dns
+                .range::<str, _>((std::ops::Bound::Included(root), std::ops::Bound::Unbounded))
+                .take_while(|(dn, _)| Filter::in_subtree(root, dn))
+                .map(|(dn, _)| dn.clone())
+                .collect()
+        } else {
+            self.dns
+                .get_key_value(root)
+                .map(|(dn, _)| dn.clone())
+                .into_iter()
+                .collect()
+        }
+    }
+
+    /// The retained entries of `dn` numbered before `before` that `filter` selects, in
+    /// order; only the `newest` of them if given.
+    pub(super) fn copy(
+        &self,
+        dn: &str,
+        filter: &Filter,
+        before: u64,
+        newest: Option<usize>,
+    ) -> Vec<LogEntry> {
+        let Some(deque) = self.dns.get(dn) else {
+            return Vec::new();
+        };
+        let selected = deque
+            .iter()
+            .rev()
+            .filter(|e| e.seq() < before && filter.matches(e));
+        let mut out: Vec<LogEntry> = match newest {
+            Some(n) => selected.take(n).cloned().collect(),
+            None => selected.cloned().collect(),
+        };
+        out.reverse();
+        out
+    }
+
+    pub(super) fn usage(&self) -> (usize, usize, usize) {
+        (self.retained, self.bytes, self.dns.len())
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        for sub in self.subscribers.iter().flatten() {
+            sub.close();
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Writing to the log tree: leveled loggers and raw line writers.
+
+use std::fmt::{self, Display};
+use std::io;
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::entry::{LeveledEntry, Payload, RawEntry, Severity, base_name, trim_newlines, truncate};
+use super::{DnMeta, LogTree};
+
+/// Writes leveled entries at one DN.
+///
+/// Get one from [`Context::logger`](crate::Context::logger) or
+/// [`LogTree::leveled_for`](super::LogTree::leveled_for). Each call records the caller's
+/// file and line (through `#[track_caller]`, so wrappers marked `#[track_caller]` pass
+/// their own caller's location on). Messages are cut to the tree's size cap, keeping their
+/// original length.
+///
+/// Inside a runnable, `tracing` events reach the same place; a `Logger` is the direct way,
+/// for a sub-logger's DN or when no `tracing` span is at hand.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::logtree::{LogTree, ReadOptions, Severity};
+///
+/// let tree = LogTree::new();
+/// let log = tree.leveled_for("root.dhcp")?;
+/// log.info("lease acquired");
+/// log.warning(format_args!("renewal took {} ms", 1200));
+/// log.v(2).info("not recorded: verbosity is 0 by default");
+///
+/// let entries = tree.read("root.dhcp", ReadOptions::new().backlog_all())?.backlog;
+/// assert_eq!(entries.len(), 2);
+/// assert_eq!(entries[1].leveled().unwrap().severity(), Severity::Warning);
+/// # Ok::<(), supervisor::logtree::LogError>(())
+/// ```
+#[derive(Clone)]
+pub struct Logger {
+    tree: LogTree,
+    dn: Arc<DnMeta>,
+}
+
+impl Logger {
+    pub(crate) fn new(tree: LogTree, dn: Arc<DnMeta>) -> Self {
+        Logger { tree, dn }
+    }
+
+    /// The DN this logger writes to.
+    pub fn dn(&self) -> &str {
+        &self.dn.dn
+    }
+
+    /// Logs at INFO.
+    #[track_caller]
+    pub fn info(&self, message: impl Display) {
+        self.log(Severity::Info, 0, Location::caller(), message);
+    }
+
+    /// Logs at WARNING.
+    #[track_caller]
+    pub fn warning(&self, message: impl Display) {
+        self.log(Severity::Warning, 0, Location::caller(), message);
+    }
+
+    /// Logs at ERROR.
+    #[track_caller]
+    pub fn error(&self, message: impl Display) {
+        self.log(Severity::Error, 0, Location::caller(), message);
+    }
+
+    /// Logs at FATAL. Only records: nothing is aborted.
+    #[track_caller]
+    pub fn fatal(&self, message: impl Display) {
+        self.log(Severity::Fatal, 0, Location::caller(), message);
+    }
+
+    /// A verbose logger: it records only if this DN's verbosity
+    /// ([`LogTree::set_verbosity`](super::LogTree::set_verbosity), default 0) is at least
+    /// `level`.
+    pub fn v(&self, level: u32) -> Verbose<'_> {
+        Verbose {
+            logger: self,
+            level,
+        }
+    }
+
+    fn log(&self, severity: Severity, verbosity: u32, at: &Location<'_>, message: impl Display) {
+        self.write(
+            LeveledEntry {
+                severity,
+                timestamp: SystemTime::now(),
+                file: base_name(at.file()).into(),
+                line: at.line(),
+                verbosity,
+                message: Box::default(),
+                original_len: None,
+            },
+            message,
+        );
+    }
+
+    /// Records an entry from an outside source (a child process's klog line, a forwarded
+    /// record) with its own time, severity and location, sanitised: no timestamp → now, no
+    /// file → `unknown`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::logtree::{External, LogTree, Severity};
+    ///
+    /// let tree = LogTree::new();
+    /// tree.leveled_for("root.kubelet")?.inject(External {
+    ///     severity: Severity::Error,
+    ///     timestamp: None,
+    ///     file: Some("server.go".into()),
+    ///     line: 88,
+    ///     message: "sync failed".into(),
+    /// });
+    /// # Ok::<(), supervisor::logtree::LogError>(())
+    /// ```
+    pub fn inject(&self, external: External) {
+        let file = external
+            .file
+            .as_deref()
+            .map(base_name)
+            .filter(|f| !f.is_empty())
+            .unwrap_or("unknown");
+        self.write(
+            LeveledEntry {
+                severity: external.severity,
+                timestamp: external.timestamp.unwrap_or_else(SystemTime::now),
+                file: file.into(),
+                line: external.line,
+                verbosity: 0,
+                message: Box::default(),
+                original_len: None,
+            },
+            external.message,
+        );
+    }
+
+    fn write(&self, mut entry: LeveledEntry, message: impl Display) {
+        let mut text = message.to_string();
+        let trimmed = trim_newlines(&text);
+        if trimmed.len() != text.len() {
+            text = trimmed.to_owned();
+        }
+        entry.original_len = truncate(&mut text, self.tree.inner.max_message);
+        entry.message = text.into_boxed_str();
+        self.tree.append(&self.dn.dn, Payload::Leveled(entry));
+    }
+}
+
+impl fmt::Debug for Logger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Logger").field("dn", &self.dn()).finish()
+    }
+}
+
+/// A leveled entry from an outside source, for [`Logger::inject`].
+#[derive(Clone, Debug)]
+pub struct External {
+    /// Its severity.
+    pub severity: Severity,
+    /// When it happened; `None` means now.
+    pub timestamp: Option<SystemTime>,
+    /// The source file, if known (its base name is kept).
+    pub file: Option<String>,
+    /// The source line, 0 if not known.
+    pub line: u32,
+    /// The message.
+    pub message: String,
+}
+
+/// A logger at a verbosity level, from [`Logger::v`].
+#[derive(Debug)]
+pub struct Verbose<'a> {
+    logger: &'a Logger,
+    level: u32,
+}
+
+impl Verbose<'_> {
+    /// Whether entries at this level are recorded for this DN now.
+    pub fn enabled(&self) -> bool {
+        self.logger.dn.verbosity.load(Ordering::Relaxed) >= self.level
+    }
+
+    /// Logs at INFO, tagged with this verbosity, if [`enabled`](Verbose::enabled).
+    #[track_caller]
+    pub fn info(&self, message: impl Display) {
+        if self.enabled() {
+            self.logger
+                .log(Severity::Info, self.level, Location::caller(), message);
+        }
+    }
+}
+
+/// Writes raw lines at one DN: an [`io::Write`] that splits what it is given on `\n`.
+///
+/// Each line becomes one raw entry (`\r` kept, empty lines kept, non-UTF-8 bytes replaced
+/// by U+FFFD). A line longer than 1024 bytes is cut at a character boundary and remembers
+/// its original length. An unterminated last line is written when the writer is closed or
+/// dropped; [`flush`](io::Write::flush) does not cut a line in two. Each writer has its own
+/// line buffer, so give a process's stdout and stderr one each.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use supervisor::logtree::{LogTree, ReadOptions};
+///
+/// let tree = LogTree::new();
+/// let mut out = tree.raw_for("root.proc")?;
+/// out.write_all(b"processing foo\nprocessing bar\nbaz")?;
+/// out.close(); // writes `baz`
+/// let entries = tree.read("root.proc", ReadOptions::new().backlog_all())?.backlog;
+/// assert_eq!(entries.len(), 3);
+/// assert_eq!(entries[2].raw().unwrap().data(), "baz");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RawLogger {
+    tree: LogTree,
+    dn: Arc<DnMeta>,
+    line: Vec<u8>,
+    /// Length of the current line, including bytes beyond what is kept.
+    line_len: usize,
+}
+
+/// Raw lines are cut to this many bytes.
+pub const RAW_LINE_MAX: usize = 1024;
+
+impl RawLogger {
+    pub(crate) fn new(tree: LogTree, dn: Arc<DnMeta>) -> Self {
+        RawLogger {
+            tree,
+            dn,
+            line: Vec::new(),
+            line_len: 0,
+        }
+    }
+
+    /// The DN this writer writes to.
+    pub fn dn(&self) -> &str {
+        &self.dn.dn
+    }
+
+    /// Writes an unterminated last line, if any, and ends the writer.
+    pub fn close(mut self) {
+        self.finish_line_if_any();
+    }
+
+    fn finish_line_if_any(&mut self) {
+        if self.line_len > 0 {
+            self.finish_line();
+        }
+    }
+
+    fn finish_line(&mut self) {
+        // Keep a few bytes beyond the cap so a character split by it is not mangled.
+        let mut data = String::from_utf8_lossy(&self.line).into_owned();
+        let mut original_len = truncate(&mut data, RAW_LINE_MAX);
+        if self.line_len > RAW_LINE_MAX {
+            original_len = Some(self.line_len);
+        }
+        self.tree.append(
+            &self.dn.dn,
+            Payload::Raw(RawEntry {
+                data: data.into_boxed_str(),
+                original_len,
+            }),
+        );
+        self.line.clear();
+        self.line_len = 0;
+    }
+}
+
+impl io::Write for RawLogger {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        loop {
+            let (chunk, newline) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            let room = (RAW_LINE_MAX + 4).saturating_sub(self.line.len());
+            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            self.line_len += chunk.len();
+            if !newline {
+                break;
+            }
+            self.finish_line();
+            // A lone `\n` still makes an (empty) entry: finish_line ran for it above.
+            rest = &rest[chunk.len() + 1..];
+            if rest.is_empty() {
+                break;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    /// Does nothing: a partial line waits for its `\n`, or for the writer to be closed.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RawLogger {
+    fn drop(&mut self) {
+        self.finish_line_if_any();
+    }
+}
+
+impl fmt::Debug for RawLogger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawLogger")
+            .field("dn", &self.dn())
+            .field("buffered", &self.line_len)
+            .finish()
+    }
+}

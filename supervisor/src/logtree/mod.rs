@@ -1,0 +1,382 @@
+//! The log tree: a log per DN, kept in memory with bounded retention, readable as a backlog
+//! and a live stream, for one DN or a whole subtree.
+//!
+//! Every runnable has a log at its DN; `tracing` events inside a runnable land there without
+//! setup (see [`LogTreeLayer`] for how this sits beside an application's own subscriber).
+//! The supervisor writes its own messages (failures, restarts, aborts) at the DN
+//! `supervisor`, and each failure also at the failed runnable's DN.
+//!
+//! Entries are **leveled** (severity, time, source location, verbosity, message lines) or
+//! **raw** (one line of unstructured output, such as a child process's). Memory is bounded:
+//! each DN keeps its newest [`per_dn_entries`](LogTreeBuilder::per_dn_entries) (8192 by
+//! default), the whole tree at most [`global_bytes`](LogTreeBuilder::global_bytes) (64 MiB by
+//! default, oldest evicted first), and a message is cut to
+//! [`max_message_bytes`](LogTreeBuilder::max_message_bytes).
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), supervisor::logtree::LogError> {
+//! use supervisor::logtree::{LogTree, ReadOptions, Streamed};
+//!
+//! let tree = LogTree::new();
+//! let log = tree.leveled_for("root.net")?;
+//! log.info("up");
+//!
+//! let mut reader = tree.read("root", ReadOptions::new().backlog_all().stream().with_children())?;
+//! assert_eq!(reader.backlog.len(), 1);
+//!
+//! tree.leveled_for("root.net.dhcp")?.warning("no lease yet");
+//! let stream = reader.stream.as_mut().unwrap();
+//! match stream.next().await {
+//!     Some(Streamed::Entry(e)) => assert_eq!(e.dn(), "root.net.dhcp"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
+
+mod concise;
+mod entry;
+mod journal;
+pub mod klog;
+mod logger;
+mod reader;
+mod route;
+mod time;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+pub use entry::{LeveledEntry, LogEntry, RawEntry, Severity};
+pub use logger::{External, Logger, RAW_LINE_MAX, RawLogger, Verbose};
+pub use reader::{LogReader, LogStream, ReadOptions, Streamed};
+pub use route::LogTreeLayer;
+pub(crate) use route::{Routing, runnable_span};
+
+use crate::error::ConfigError;
+use crate::name::{NAME_RULE, Shown, is_valid_name};
+use journal::{Journal, Limits};
+
+/// A log per DN, in memory: see the [module documentation](self).
+///
+/// A cheap handle: clones share the same tree. A supervisor creates one (or uses the one
+/// given to [`Builder::log_tree`](crate::Builder::log_tree)); readers get it from
+/// [`Supervisor::log_tree`](crate::Supervisor::log_tree) or
+/// [`Context::log_tree`](crate::Context::log_tree).
+#[derive(Clone)]
+pub struct LogTree {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Identifies the tree to the `tracing` layer, which serves every tree of the process.
+    pub(crate) id: u64,
+    journal: Mutex<Journal>,
+    dns: Mutex<DnIndex>,
+    max_message: usize,
+}
+
+/// The DNs loggers have been made for. Entries nobody refers to any more and that carry
+/// only defaults are swept when the map has doubled since the last sweep, so a tree whose
+/// runnables come and go under ever new names does not grow without end.
+#[derive(Default)]
+struct DnIndex {
+    map: HashMap<Arc<str>, Arc<DnMeta>>,
+    sweep_at: usize,
+}
+
+/// What the tree knows of a DN besides its entries.
+pub(crate) struct DnMeta {
+    pub(crate) dn: Arc<str>,
+    pub(crate) verbosity: AtomicU32,
+}
+
+impl Inner {
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a log tree operation was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The DN is not names joined by `.`, each matching `^[a-z0-9_]{1,64}$` (the empty DN,
+    /// the root of the tree, can be read but not written to).
+    InvalidDn {
+        /// The DN, as given.
+        dn: String,
+    },
+    /// A read asked for only raw and only leveled entries at once.
+    ConflictingKinds,
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::InvalidDn { dn } if dn.is_empty() => f.write_str(
+                "invalid DN \"\": the empty DN is the root of the log tree; it can be read, \
+                 but entries are written at a named DN",
+            ),
+            LogError::InvalidDn { dn } => write!(
+                f,
+                "invalid DN {}: a DN is names joined by `.`, and {NAME_RULE}",
+                Shown(dn)
+            ),
+            LogError::ConflictingKinds => f.write_str(
+                "invalid read options: `only_raw` and `only_leveled` exclude each other",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+fn check_dn(dn: &str, allow_root: bool) -> Result<(), LogError> {
+    let ok = if dn.is_empty() {
+        allow_root
+    } else {
+        dn.split('.').all(is_valid_name)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(LogError::InvalidDn { dn: dn.to_owned() })
+    }
+}
+
+impl Default for LogTree {
+    fn default() -> Self {
+        LogTree::new()
+    }
+}
+
+impl LogTree {
+    /// A log tree with the default limits.
+    pub fn new() -> Self {
+        LogTree::builder().build_unchecked()
+    }
+
+    /// A builder for a log tree with other limits.
+    pub fn builder() -> LogTreeBuilder {
+        LogTreeBuilder::default()
+    }
+
+    /// A logger of leveled entries at `dn`.
+    pub fn leveled_for(&self, dn: &str) -> Result<Logger, LogError> {
+        Ok(Logger::new(self.clone(), self.meta(dn)?))
+    }
+
+    /// A writer of raw lines at `dn`, with its own line buffer.
+    pub fn raw_for(&self, dn: &str) -> Result<RawLogger, LogError> {
+        Ok(RawLogger::new(self.clone(), self.meta(dn)?))
+    }
+
+    /// Sets the verbosity of `dn`: `v(n)` entries, and `tracing` DEBUG (1) and TRACE (2)
+    /// events, are recorded there only when `n` is at most this. Default 0.
+    pub fn set_verbosity(&self, dn: &str, verbosity: u32) -> Result<(), LogError> {
+        self.meta(dn)?.verbosity.store(verbosity, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(crate) fn meta(&self, dn: &str) -> Result<Arc<DnMeta>, LogError> {
+        check_dn(dn, false)?;
+        Ok(self.intern(dn, || dn.into()))
+    }
+
+    /// The metadata of a DN the supervisor's tree has already validated.
+    pub(crate) fn meta_of_node(&self, dn: &Arc<str>) -> Arc<DnMeta> {
+        self.intern(dn, || dn.clone())
+    }
+
+    fn intern(&self, dn: &str, owned: impl FnOnce() -> Arc<str>) -> Arc<DnMeta> {
+        let mut dns = self
+            .inner
+            .dns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(meta) = dns.map.get(dn) {
+            return meta.clone();
+        }
+        if dns.map.len() >= dns.sweep_at {
+            dns.map.retain(|_, m| {
+                Arc::strong_count(m) > 1 || m.verbosity.load(Ordering::Relaxed) != 0
+            });
+            dns.sweep_at = (dns.map.len() * 2).max(1024);
+        }
+        let dn = owned();
+        let meta = Arc::new(DnMeta {
+            dn: dn.clone(),
+            verbosity: AtomicU32::new(0),
+        });
+        dns.map.insert(dn, meta.clone());
+        meta
+    }
+
+    fn append(&self, dn: &Arc<str>, payload: entry::Payload) {
+        self.inner.journal().append(dn, payload);
+    }
+
+    /// Reads `dn` (and, with [`ReadOptions::with_children`], everything below it): the
+    /// backlog of retained entries and, if asked for, a live stream of what follows.
+    ///
+    /// The backlog and the stream select the same entries, and together hold each matching
+    /// entry exactly once, in journal order. The backlog is copied one DN at a time, so a
+    /// large read holds writers up only briefly.
+    pub fn read(&self, dn: &str, options: ReadOptions) -> Result<LogReader, LogError> {
+        check_dn(dn, true)?;
+        let filter = options.filter(dn)?;
+        let (start, dns, stream) = {
+            let mut journal = self.inner.journal();
+            let stream = options.stream.then(|| {
+                let (id, sub) = journal.subscribe(filter.clone(), options.stream_buffer);
+                LogStream {
+                    sub,
+                    id,
+                    tree: Arc::downgrade(&self.inner),
+                }
+            });
+            let dns = match options.backlog {
+                Some(_) => journal.dns_in(&filter),
+                None => Vec::new(),
+            };
+            (journal.next_seq(), dns, stream)
+        };
+        let newest = options.backlog.flatten();
+        let mut backlog: Vec<LogEntry> = Vec::new();
+        for dn in &dns {
+            let part = self.inner.journal().copy(dn, &filter, start, newest);
+            backlog.extend(part);
+        }
+        if dns.len() > 1 {
+            backlog.sort_unstable_by_key(LogEntry::seq);
+        }
+        if let Some(n) = newest {
+            let excess = backlog.len().saturating_sub(n);
+            backlog.drain(..excess);
+        }
+        Ok(LogReader { backlog, stream })
+    }
+
+    /// What the tree holds now: retained entries, the bytes they account for, and the
+    /// number of DNs with entries.
+    pub fn usage(&self) -> Usage {
+        let (entries, bytes, dns) = self.inner.journal().usage();
+        Usage {
+            entries,
+            bytes,
+            dns,
+        }
+    }
+}
+
+impl fmt::Debug for LogTree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogTree")
+            .field("id", &self.inner.id)
+            .field("usage", &self.usage())
+            .finish()
+    }
+}
+
+/// How much a log tree holds: see [`LogTree::usage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// Retained entries.
+    pub entries: usize,
+    /// Bytes they account for against the global budget.
+    pub bytes: usize,
+    /// DNs that have entries.
+    pub dns: usize,
+}
+
+/// Limits for a [`LogTree`]; from [`LogTree::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::logtree::LogTree;
+///
+/// let tree = LogTree::builder()
+///     .per_dn_entries(1000)
+///     .global_bytes(8 << 20)
+///     .max_message_bytes(4096)
+///     .build()?;
+/// # let _ = tree;
+/// # Ok::<(), supervisor::ConfigError>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct LogTreeBuilder {
+    per_dn: usize,
+    global_bytes: usize,
+    max_message: usize,
+}
+
+impl Default for LogTreeBuilder {
+    fn default() -> Self {
+        LogTreeBuilder {
+            per_dn: 8192,
+            global_bytes: 64 << 20,
+            max_message: 64 << 10,
+        }
+    }
+}
+
+impl LogTreeBuilder {
+    /// How many entries each DN keeps (its oldest go first). Default 8192; at least 1.
+    pub fn per_dn_entries(mut self, entries: usize) -> Self {
+        self.per_dn = entries;
+        self
+    }
+
+    /// How many bytes the whole tree may account for (the oldest entries of the whole tree
+    /// go first). Default 64 MiB. Each entry counts its text plus about 100 bytes.
+    pub fn global_bytes(mut self, bytes: usize) -> Self {
+        self.global_bytes = bytes;
+        self
+    }
+
+    /// The longest leveled message kept, in bytes; longer ones are cut at a character
+    /// boundary and remember their length. Default 64 KiB; at least 1.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// The log tree, or the first limit that is out of range.
+    pub fn build(self) -> Result<LogTree, ConfigError> {
+        if self.per_dn == 0 {
+            return Err(ConfigError {
+                setting: "log tree per_dn_entries",
+                value: "0".into(),
+                rule: "each DN must keep at least 1 entry",
+            });
+        }
+        if self.max_message == 0 {
+            return Err(ConfigError {
+                setting: "log tree max_message_bytes",
+                value: "0".into(),
+                rule: "messages must be allowed at least 1 byte",
+            });
+        }
+        Ok(self.build_unchecked())
+    }
+
+    fn build_unchecked(self) -> LogTree {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        LogTree {
+            inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                journal: Mutex::new(Journal::new(Limits {
+                    per_dn: self.per_dn,
+                    global_bytes: self.global_bytes,
+                })),
+                dns: Mutex::new(DnIndex::default()),
+                max_message: self.max_message,
+            }),
+        }
+    }
+}

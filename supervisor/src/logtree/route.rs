@@ -1,0 +1,291 @@
+//! Routing `tracing` events into the log tree of the runnable they happen in.
+//!
+//! Each runnable incarnation runs in a span (`runnable`, target `supervisor`, field `dn`)
+//! that [`LogTreeLayer`] tags, when it is created, with the log tree and DN it belongs to.
+//! An event inside such a span (directly, in nested async calls, or in a task spawned with
+//! the span attached) is written to that tree at that DN. Trees are told apart by the tag,
+//! not by the DN, so several supervisors in one process never mix their logs.
+//!
+//! The layer must be part of the dispatcher that sees the events. If the application's own
+//! subscriber includes it, that is all. Otherwise the supervisor polls its runnables under
+//! a fallback dispatcher of its own (a registry with the layer) which forwards every event
+//! to the dispatcher that was in effect, so the application's subscriber still sees them
+//! (without the runnable spans as context). The fallback also takes over whenever one of
+//! its runnable spans is entered elsewhere, which covers tasks spawned with the span.
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use tracing::dispatcher::{self, DefaultGuard, Dispatch};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Span, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::entry::{LeveledEntry, Payload, Severity, base_name, trim_newlines, truncate};
+use super::{DnMeta, LogTree};
+
+/// The target of the supervisor's spans and of its own events.
+pub(crate) const TARGET: &str = "supervisor";
+
+/// A `tracing` [`Layer`] that writes events emitted inside runnables to their log tree.
+///
+/// Nothing needs to be set up for runnables' events to reach the log tree: the supervisor
+/// routes them itself when the current subscriber lacks this layer. Add it to your own
+/// subscriber to get both at once with full span context — your layers (say, `fmt` to
+/// stderr or OpenTelemetry) see runnable events inside their `runnable{dn=…}` spans, and
+/// the log tree gets them too.
+///
+/// # Examples
+///
+/// ```no_run
+/// use supervisor::logtree::LogTreeLayer;
+/// use tracing_subscriber::prelude::*;
+///
+/// tracing_subscriber::registry()
+///     .with(LogTreeLayer::new())
+///     .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+///     .init();
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogTreeLayer {
+    _private: (),
+}
+
+impl LogTreeLayer {
+    /// The layer. It holds no state: the log trees are found through the spans.
+    pub fn new() -> Self {
+        LogTreeLayer::default()
+    }
+}
+
+/// Where a runnable span's events go.
+struct Route {
+    tree: LogTree,
+    meta: Arc<DnMeta>,
+}
+
+thread_local! {
+    /// The route of the span being created on this thread, for `on_new_span` to take.
+    static PENDING: RefCell<Option<Route>> = const { RefCell::new(None) };
+    /// The dispatchers the fallback forwards to, innermost last.
+    static OUTER: RefCell<Vec<Dispatch>> = const { RefCell::new(Vec::new()) };
+    /// Fallback installations made on entering a runnable span, by span.
+    static REENTERED: RefCell<Vec<(Id, DefaultGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Creates the span of a runnable at `meta`'s DN in `tree`. Call it while routing is in
+/// effect ([`Routing::enter`]), so that the span belongs to a dispatcher with the layer.
+pub(crate) fn runnable_span(tree: &LogTree, meta: &Arc<DnMeta>) -> Span {
+    PENDING.with(|p| {
+        *p.borrow_mut() = Some(Route {
+            tree: tree.clone(),
+            meta: meta.clone(),
+        });
+    });
+    // ERROR level, so that no level filter of the application disables routing.
+    let span =
+        tracing::span!(target: TARGET, parent: None, Level::ERROR, "runnable", dn = %meta.dn);
+    PENDING.with(|p| p.borrow_mut().take());
+    span
+}
+
+impl<S> Layer<S> for LogTreeLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        let meta = attrs.metadata();
+        if meta.target() != TARGET || meta.name() != "runnable" {
+            return;
+        }
+        if let (Some(route), Some(span)) = (PENDING.with(|p| p.borrow_mut().take()), ctx.span(id)) {
+            span.extensions_mut().insert(route);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        for span in scope {
+            let extensions = span.extensions();
+            if let Some(route) = extensions.get::<Route>() {
+                record(route, event);
+                return;
+            }
+        }
+    }
+}
+
+/// Writes `event` at the route's DN with LOGTREE.md's mapping: ERROR→E, WARN→W, INFO→I,
+/// DEBUG→I at verbosity 1, TRACE→I at verbosity 2 (only if the DN's verbosity allows).
+fn record(route: &Route, event: &Event<'_>) {
+    let metadata = event.metadata();
+    let (severity, verbosity) = match *metadata.level() {
+        Level::ERROR => (Severity::Error, 0),
+        Level::WARN => (Severity::Warning, 0),
+        Level::INFO => (Severity::Info, 0),
+        Level::DEBUG => (Severity::Info, 1),
+        Level::TRACE => (Severity::Info, 2),
+    };
+    if verbosity
+        > route
+            .meta
+            .verbosity
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
+    let mut text = Message::default();
+    event.record(&mut text);
+    let mut message = text.finish();
+    let trimmed = trim_newlines(&message);
+    if trimmed.len() != message.len() {
+        message = trimmed.to_owned();
+    }
+    let original_len = truncate(&mut message, route.tree.inner.max_message);
+    let entry = LeveledEntry {
+        severity,
+        timestamp: SystemTime::now(),
+        file: base_name(metadata.file().unwrap_or("unknown")).into(),
+        line: metadata.line().unwrap_or(0),
+        verbosity,
+        message: message.into_boxed_str(),
+        original_len,
+    };
+    route.tree.append(&route.meta.dn, Payload::Leveled(entry));
+}
+
+/// An event's text: its `message`, then its other fields as ` key=value`.
+#[derive(Default)]
+struct Message {
+    message: String,
+    fields: String,
+}
+
+impl Message {
+    fn finish(mut self) -> String {
+        if self.message.is_empty() {
+            return self.fields.trim_start().to_owned();
+        }
+        self.message.push_str(&self.fields);
+        self.message
+    }
+}
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+}
+
+/// Marks the fallback dispatcher, so that it can be recognised.
+struct Fallback;
+
+impl<S> Layer<S> for Fallback
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+        OUTER.with(|outer| {
+            if let Some(outer) = outer.borrow().last() {
+                if outer.enabled(event.metadata()) {
+                    outer.event(event);
+                }
+            }
+        });
+    }
+
+    fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
+        let ours = ctx
+            .span(id)
+            .is_some_and(|span| span.extensions().get::<Route>().is_some());
+        if ours && !dispatcher::get_default(is_fallback) {
+            let outer = dispatcher::get_default(Dispatch::clone);
+            OUTER.with(|o| o.borrow_mut().push(outer));
+            let guard = dispatcher::set_default(fallback());
+            REENTERED.with(|r| r.borrow_mut().push((id.clone(), guard)));
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: LayerContext<'_, S>) {
+        let guard = REENTERED.with(|r| {
+            let mut r = r.borrow_mut();
+            match r.last() {
+                Some((top, _)) if top == id => r.pop(),
+                _ => None,
+            }
+        });
+        if let Some((_, guard)) = guard {
+            drop(guard);
+            OUTER.with(|o| o.borrow_mut().pop());
+        }
+    }
+}
+
+fn is_fallback(dispatch: &Dispatch) -> bool {
+    dispatch.is::<Fallback>()
+}
+
+fn fallback() -> &'static Dispatch {
+    static FALLBACK: OnceLock<Dispatch> = OnceLock::new();
+    FALLBACK.get_or_init(|| {
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(LogTreeLayer::new())
+                .with(Fallback),
+        )
+    })
+}
+
+/// Routing in effect for the duration of a poll: see the module documentation.
+pub(crate) struct Routing {
+    _guard: Option<DefaultGuard>,
+}
+
+impl Routing {
+    /// Makes sure the current dispatcher routes runnable events until the guard drops.
+    pub(crate) fn enter() -> Routing {
+        if dispatcher::get_default(|d| d.is::<LogTreeLayer>()) {
+            return Routing { _guard: None };
+        }
+        let outer = dispatcher::get_default(Dispatch::clone);
+        OUTER.with(|o| o.borrow_mut().push(outer));
+        Routing {
+            _guard: Some(dispatcher::set_default(fallback())),
+        }
+    }
+}
+
+impl Drop for Routing {
+    fn drop(&mut self) {
+        if let Some(guard) = self._guard.take() {
+            drop(guard);
+            OUTER.with(|o| o.borrow_mut().pop());
+        }
+    }
+}
+
+impl fmt::Debug for Routing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Routing")
+            .field("fallback", &self._guard.is_some())
+            .finish()
+    }
+}
