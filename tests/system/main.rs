@@ -5,6 +5,10 @@
 
 mod backoff;
 mod groups;
+mod logtree_bounds;
+mod logtree_scenarios;
+mod logtree_stream;
+mod logtree_supervised;
 mod metrics;
 mod names;
 mod panics;

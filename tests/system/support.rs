@@ -323,3 +323,11 @@ pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
         .with(CaptureLayer(captured.clone()));
     (captured, tracing::subscriber::set_default(subscriber))
 }
+
+/// Like [`capture`], with an application subscriber that does not include the log tree's
+/// layer: the supervisor then routes runnable events itself and forwards them here.
+pub fn capture_without_layer() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(CaptureLayer(captured.clone()));
+    (captured, tracing::subscriber::set_default(subscriber))
+}

@@ -256,8 +256,9 @@ impl Journal {
         out
     }
 
-    pub(super) fn usage(&self) -> (usize, usize, usize) {
-        (self.retained, self.bytes, self.dns.len())
+    pub(super) fn usage(&self) -> (usize, usize, usize, usize) {
+        let subscribers = self.subscribers.len() - self.free.len();
+        (self.retained, self.bytes, self.dns.len(), subscribers)
     }
 }
 

@@ -260,14 +260,15 @@ impl LogTree {
         Ok(LogReader { backlog, stream })
     }
 
-    /// What the tree holds now: retained entries, the bytes they account for, and the
-    /// number of DNs with entries.
+    /// What the tree holds now: retained entries, the bytes they account for, the number
+    /// of DNs with entries, and the live streams.
     pub fn usage(&self) -> Usage {
-        let (entries, bytes, dns) = self.inner.journal().usage();
+        let (entries, bytes, dns, subscribers) = self.inner.journal().usage();
         Usage {
             entries,
             bytes,
             dns,
+            subscribers,
         }
     }
 }
@@ -290,6 +291,8 @@ pub struct Usage {
     pub bytes: usize,
     /// DNs that have entries.
     pub dns: usize,
+    /// Live streams.
+    pub subscribers: usize,
 }
 
 /// Limits for a [`LogTree`]; from [`LogTree::builder`].

@@ -142,17 +142,23 @@ fn record(route: &Route, event: &Event<'_>) {
     }
     let mut text = Message::default();
     event.record(&mut text);
-    let mut message = text.finish();
+    let mut message = text.text();
     let trimmed = trim_newlines(&message);
     if trimmed.len() != message.len() {
         message = trimmed.to_owned();
     }
     let original_len = truncate(&mut message, route.tree.inner.max_message);
+    let file = text
+        .log_file
+        .as_deref()
+        .or(metadata.file())
+        .unwrap_or("unknown");
+    let line = text.log_line.or(metadata.line()).unwrap_or(0);
     let entry = LeveledEntry {
         severity,
         timestamp: SystemTime::now(),
-        file: base_name(metadata.file().unwrap_or("unknown")).into(),
-        line: metadata.line().unwrap_or(0),
+        file: base_name(file).into(),
+        line,
         verbosity,
         message: message.into_boxed_str(),
         original_len,
@@ -160,37 +166,57 @@ fn record(route: &Route, event: &Event<'_>) {
     route.tree.append(&route.meta.dn, Payload::Leveled(entry));
 }
 
-/// An event's text: its `message`, then its other fields as ` key=value`.
+/// An event's text: its `message`, then its other fields as ` key=value`. Records of the
+/// `log` crate, bridged by `tracing-log`, carry their location in `log.*` fields: those
+/// give the entry's location instead of being appended.
 #[derive(Default)]
 struct Message {
     message: String,
     fields: String,
+    log_file: Option<String>,
+    log_line: Option<u32>,
 }
 
 impl Message {
-    fn finish(mut self) -> String {
-        if self.message.is_empty() {
+    fn text(&mut self) -> String {
+        let mut text = std::mem::take(&mut self.message);
+        if text.is_empty() {
             return self.fields.trim_start().to_owned();
         }
-        self.message.push_str(&self.fields);
-        self.message
+        text.push_str(&self.fields);
+        text
     }
 }
 
 impl Visit for Message {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
+        match field.name() {
+            "message" => self.message.push_str(value),
+            "log.file" => self.log_file = Some(value.to_owned()),
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "log.line" {
+            self.log_line = u32::try_from(value).ok();
         } else {
-            let _ = write!(self.fields, " {}={value}", field.name());
+            self.record_debug(field, &value);
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={value:?}", field.name());
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.fields, " {name}={value:?}");
+            }
         }
     }
 }
