@@ -66,6 +66,8 @@
 
 mod activity;
 mod backoff;
+#[cfg(feature = "process")]
+mod command;
 mod context;
 mod error;
 mod group;
@@ -80,6 +82,9 @@ mod task;
 mod tree;
 
 pub use backoff::Backoff;
+#[cfg(feature = "process")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
+pub use command::{CommandOptions, ProcessSignal, run_command};
 pub use context::Context;
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
 pub use group::Group;

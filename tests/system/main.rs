@@ -4,6 +4,8 @@
 //! transitions, never sleeps.
 
 mod backoff;
+#[cfg(target_os = "linux")]
+mod command;
 mod groups;
 mod logtree_bounds;
 mod logtree_scenarios;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::entry::{LeveledEntry, Payload, RawEntry, Severity, base_name, trim_newlines, truncate};
+use super::lines::LineBuffer;
 use super::{DnMeta, LogTree};
 
 /// Writes leveled entries at one DN.
@@ -224,21 +225,15 @@ impl Verbose<'_> {
 pub struct RawLogger {
     tree: LogTree,
     dn: Arc<DnMeta>,
-    line: Vec<u8>,
-    /// Length of the current line, including bytes beyond what is kept.
-    line_len: usize,
+    line: LineBuffer,
 }
-
-/// Raw lines are cut to this many bytes.
-pub const RAW_LINE_MAX: usize = 1024;
 
 impl RawLogger {
     pub(crate) fn new(tree: LogTree, dn: Arc<DnMeta>) -> Self {
         RawLogger {
             tree,
             dn,
-            line: Vec::new(),
-            line_len: 0,
+            line: LineBuffer::default(),
         }
     }
 
@@ -249,55 +244,29 @@ impl RawLogger {
 
     /// Writes an unterminated last line, if any, and ends the writer.
     pub fn close(mut self) {
-        self.finish_line_if_any();
+        self.finish();
     }
 
-    fn finish_line_if_any(&mut self) {
-        if self.line_len > 0 {
-            self.finish_line();
-        }
+    fn finish(&mut self) {
+        let RawLogger { tree, dn, line } = self;
+        line.finish(|text, original| emit(tree, dn, text, original));
     }
+}
 
-    fn finish_line(&mut self) {
-        // Keep a few bytes beyond the cap so a character split by it is not mangled.
-        let mut data = String::from_utf8_lossy(&self.line).into_owned();
-        let mut original_len = truncate(&mut data, RAW_LINE_MAX);
-        if self.line_len > RAW_LINE_MAX {
-            original_len = Some(self.line_len);
-        }
-        self.tree.append(
-            &self.dn.dn,
-            Payload::Raw(RawEntry {
-                data: data.into_boxed_str(),
-                original_len,
-            }),
-        );
-        self.line.clear();
-        self.line_len = 0;
-    }
+fn emit(tree: &LogTree, dn: &DnMeta, text: String, original_len: Option<usize>) {
+    tree.append(
+        &dn.dn,
+        Payload::Raw(RawEntry {
+            data: text.into_boxed_str(),
+            original_len,
+        }),
+    );
 }
 
 impl io::Write for RawLogger {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
-        loop {
-            let (chunk, newline) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], true),
-                None => (rest, false),
-            };
-            let room = (RAW_LINE_MAX + 4).saturating_sub(self.line.len());
-            self.line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            self.line_len += chunk.len();
-            if !newline {
-                break;
-            }
-            self.finish_line();
-            // A lone `\n` still makes an (empty) entry: finish_line ran for it above.
-            rest = &rest[chunk.len() + 1..];
-            if rest.is_empty() {
-                break;
-            }
-        }
+        let RawLogger { tree, dn, line } = self;
+        line.push(buf, |text, original| emit(tree, dn, text, original));
         Ok(buf.len())
     }
 
@@ -309,7 +278,7 @@ impl io::Write for RawLogger {
 
 impl Drop for RawLogger {
     fn drop(&mut self) {
-        self.finish_line_if_any();
+        self.finish();
     }
 }
 
@@ -317,7 +286,7 @@ impl fmt::Debug for RawLogger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawLogger")
             .field("dn", &self.dn())
-            .field("buffered", &self.line_len)
+            .field("buffered", &self.line.pending())
             .finish()
     }
 }

@@ -39,6 +39,7 @@ mod concise;
 mod entry;
 mod journal;
 pub mod klog;
+mod lines;
 mod logger;
 mod reader;
 mod route;
@@ -50,7 +51,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use entry::{LeveledEntry, LogEntry, RawEntry, Severity};
-pub use logger::{External, Logger, RAW_LINE_MAX, RawLogger, Verbose};
+#[cfg(feature = "process")]
+pub(crate) use lines::LineBuffer;
+pub use lines::RAW_LINE_MAX;
+pub use logger::{External, Logger, RawLogger, Verbose};
 pub use reader::{LogReader, LogStream, ReadOptions, Streamed};
 pub use route::LogTreeLayer;
 pub(crate) use route::{Routing, runnable_span};

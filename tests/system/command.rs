@@ -1,0 +1,194 @@
+//! Child processes as runnables, with real processes. Real time: a process is an outside
+//! event. Synchronisation is on the log tree's stream; timeouts only bound a failure.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use supervisor::logtree::{LogEntry, LogTree, ReadOptions, Severity, Streamed};
+use supervisor::{CommandOptions, NodeState, ProcessSignal, Runnable, Supervisor, run_command};
+use tokio::process::Command;
+
+use crate::support::{shut_down, state, tree};
+
+fn sh(script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    cmd
+}
+
+fn text(e: &LogEntry) -> String {
+    match (e.leveled(), e.raw()) {
+        (Some(l), _) => l.message().to_owned(),
+        (_, Some(r)) => r.data().to_owned(),
+        _ => unreachable!(),
+    }
+}
+
+/// Follows `dn` (with children) until `done` says the entries so far are enough.
+async fn follow(tree: &LogTree, dn: &str, done: impl Fn(&[LogEntry]) -> bool) -> Vec<LogEntry> {
+    let reader = tree
+        .read(
+            dn,
+            ReadOptions::new().backlog_all().stream().with_children(),
+        )
+        .unwrap();
+    let mut seen = reader.backlog;
+    let mut stream = reader.stream.unwrap();
+    let followed = tokio::time::timeout(Duration::from_secs(20), async {
+        while !done(&seen) {
+            match stream.next().await {
+                Some(Streamed::Entry(e)) => seen.push(e),
+                Some(Streamed::Missed(n)) => panic!("missed {n} entries"),
+                None => panic!("log tree gone"),
+            }
+        }
+    })
+    .await;
+    let texts: Vec<String> = seen.iter().map(text).collect();
+    assert!(followed.is_ok(), "timed out; saw {texts:?}");
+    seen
+}
+
+fn contains(entries: &[LogEntry], needle: &str) -> bool {
+    entries.iter().any(|e| text(e).contains(needle))
+}
+
+fn start(cmd: impl Runnable) -> Supervisor {
+    let cmd = std::sync::Arc::new(cmd);
+    Supervisor::new(tree(move |ctx| {
+        let cmd = cmd.clone();
+        ctx.run("cmd", move |c| cmd(c))
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_goes_to_the_raw_log_and_an_exit_is_a_failure() {
+    let sup = start(run_command(
+        sh("echo out1; echo err1 >&2; echo out2; printf unterminated"),
+        CommandOptions::new(),
+    ));
+    let log = sup.log_tree();
+    let seen = follow(&log, "supervisor", |e| contains(e, "root.cmd failed")).await;
+    let failure = seen
+        .iter()
+        .map(text)
+        .find(|t| t.contains("root.cmd failed"))
+        .unwrap();
+    assert_eq!(
+        failure,
+        "root.cmd failed: returned error: `sh` exited: exit status: 0"
+    );
+    let entries = log
+        .read("root.cmd", ReadOptions::new().backlog_all())
+        .unwrap()
+        .backlog;
+    let raw: Vec<String> = entries
+        .iter()
+        .filter(|e| e.raw().is_some())
+        .map(text)
+        .collect();
+    assert_eq!(
+        raw.iter().cloned().collect::<BTreeSet<_>>(),
+        ["err1", "out1", "out2", "unterminated"]
+            .map(String::from)
+            .into()
+    );
+    // Each stream keeps its own order.
+    let out: Vec<&String> = raw
+        .iter()
+        .filter(|t| t.starts_with("out") || *t == "unterminated")
+        .collect();
+    assert_eq!(out, ["out1", "out2", "unterminated"]);
+    assert!(text(&entries[0]).starts_with("started `sh` (pid "));
+    shut_down(sup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn klog_output_becomes_leveled_entries() {
+    let script = r#"echo "E$(date -u '+%m%d %H:%M:%S').123456    7 main.go:12] hello klog"
+echo "not klog" >&2
+exec sleep 1000"#;
+    let sup = start(run_command(sh(script), CommandOptions::new().parse_klog()));
+    let log = sup.log_tree();
+    let seen = follow(&log, "root.cmd", |e| {
+        contains(e, "hello klog") && contains(e, "Invalid klog line")
+    })
+    .await;
+    let hello = seen.iter().find(|e| text(e) == "hello klog").unwrap();
+    let l = hello.leveled().unwrap();
+    assert_eq!(
+        (l.severity(), l.file(), l.line()),
+        (Severity::Error, "main.go", 12)
+    );
+    // The line carries a made-up fraction, so it may be a little ahead of now.
+    let skew = std::time::SystemTime::now()
+        .duration_since(l.timestamp())
+        .unwrap_or_else(|e| e.duration());
+    assert!(
+        skew < Duration::from_secs(60),
+        "timestamp from the line: {skew:?} off"
+    );
+    let invalid = seen
+        .iter()
+        .find(|e| text(e).starts_with("Invalid klog"))
+        .unwrap();
+    assert_eq!(text(invalid), "Invalid klog line: not klog");
+    assert_eq!(invalid.leveled().unwrap().severity(), Severity::Error);
+    assert!(seen.iter().all(|e| e.raw().is_none()));
+    shut_down(sup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_kills_the_process() {
+    let sup = start(run_command(
+        sh("echo $$; exec sleep 1000"),
+        CommandOptions::new(),
+    ));
+    let log = sup.log_tree();
+    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
+    let pid: u32 = text(seen.iter().find(|e| e.raw().is_some()).unwrap())
+        .parse()
+        .unwrap();
+    assert!(process_exists(pid));
+    assert_eq!(state(&sup, "root.cmd"), NodeState::Healthy);
+    let probe = sup.clone();
+    shut_down(sup).await;
+    assert_eq!(state(&probe, "root.cmd"), NodeState::Canceled);
+    assert!(!process_exists(pid), "pid {pid} still runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_forwarded_to_the_process() {
+    let (signals, rx) = tokio::sync::mpsc::channel(4);
+    let script = r#"trap 'echo got HUP' HUP; echo ready; while :; do sleep 0.05; done"#;
+    let sup = start(run_command(
+        sh(script),
+        CommandOptions::new().forward_signals(rx),
+    ));
+    let log = sup.log_tree();
+    follow(&log, "root.cmd", |e| contains(e, "ready")).await;
+    signals.send(ProcessSignal::Hup).await.unwrap();
+    follow(&log, "root.cmd", |e| contains(e, "got HUP")).await;
+    assert_eq!(state(&sup, "root.cmd"), NodeState::Healthy);
+    shut_down(sup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_cannot_start_is_a_failure_that_says_why() {
+    let sup = start(run_command(
+        Command::new("/nonexistent/program"),
+        CommandOptions::new(),
+    ));
+    let seen = follow(&sup.log_tree(), "supervisor", |e| contains(e, "failed")).await;
+    let failure = text(seen.iter().find(|e| text(e).contains("failed")).unwrap());
+    assert!(
+        failure
+            .starts_with("root.cmd failed: returned error: cannot start `/nonexistent/program`: "),
+        "{failure}"
+    );
+    shut_down(sup).await;
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
