@@ -4,6 +4,7 @@
 //! cargo run --example demo                  # runs until Ctrl-C (or SIGTERM)
 //! cargo run --example demo -- --for 5       # stops by itself after 5 seconds
 //! cargo run --example demo -- --port 7000   # echo server on 127.0.0.1:7000
+//! cargo run --example demo -- --logs        # follow the whole log tree live
 //! ```
 //!
 //! The tree:
@@ -17,9 +18,11 @@
 //!     └── flaky   works, and now and then fails; restarted with backoff
 //! ```
 //!
-//! State changes go to stdout as they happen; logs (failures, restarts) go to stderr. On
-//! Ctrl-C, SIGTERM or the end of `--for`, the tree is cancelled, every runnable returns,
-//! and the demo exits 0.
+//! State changes go to stdout as they happen. Logs go to stderr through
+//! `tracing_subscriber::fmt`, with the log tree's layer in the same subscriber (the pattern
+//! for an application that keeps its own subscriber); with `--logs`, the whole log tree is
+//! followed live instead, in the concise terminal form. On Ctrl-C, SIGTERM or the end of
+//! `--for`, the tree is cancelled, every runnable returns, and the demo exits 0.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -27,20 +30,24 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{Context, Metrics, NodeState, Runnable, Signal, Supervisor};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: demo [--port <port>] [--for <seconds>]
+const USAGE: &str = "usage: demo [--port <port>] [--for <seconds>] [--logs]
 
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
-  --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)";
+  --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
+  --logs            follow the whole log tree live (concise form, $COLUMNS wide)";
 
 struct Args {
     port: u16,
     run_for: Option<Duration>,
+    logs: bool,
 }
 
 impl Args {
@@ -48,6 +55,7 @@ impl Args {
         let mut parsed = Args {
             port: 0,
             run_for: None,
+            logs: false,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -67,6 +75,7 @@ impl Args {
                         .map_err(|_| format!("--for {v:?}: must be a non-negative duration"))?;
                     parsed.run_for = Some(d);
                 }
+                "--logs" => parsed.logs = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -88,11 +97,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    // The application's own subscriber, with the log tree's layer beside it: runnables'
+    // events reach both. With --logs the log tree is printed instead, so fmt stays quiet.
+    let filter = if args.logs { "off" } else { "info" };
+    tracing_subscriber::registry()
+        .with(LogTreeLayer::new())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+                ),
         )
         .init();
 
@@ -100,6 +116,9 @@ async fn main() -> ExitCode {
     let sup = Supervisor::builder()
         .metrics(StatePrinter::spawn())
         .start(root(port));
+    if args.logs {
+        follow_logs(&sup.log_tree());
+    }
 
     let reason = tokio::select! {
         reason = stop_requested(args.run_for) => reason,
@@ -119,6 +138,37 @@ async fn main() -> ExitCode {
     } else {
         eprintln!("still running after shutdown: {live:?}");
         ExitCode::FAILURE
+    }
+}
+
+/// Prints every entry of the whole tree, backlog then live, in the concise form.
+fn follow_logs(tree: &LogTree) {
+    let width = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100);
+    let reader = match tree.read(
+        "",
+        ReadOptions::new().backlog_all().stream().with_children(),
+    ) {
+        Ok(reader) => reader,
+        Err(e) => {
+            eprintln!("demo: cannot read the log tree: {e}");
+            return;
+        }
+    };
+    for entry in &reader.backlog {
+        println!("{}", entry.concise(width));
+    }
+    if let Some(mut stream) = reader.stream {
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Streamed::Entry(entry) => println!("{}", entry.concise(width)),
+                    Streamed::Missed(n) => println!("... {n} entries missed ..."),
+                }
+            }
+        });
     }
 }
 

@@ -6,6 +6,11 @@
 //! The supervisor writes its own messages (failures, restarts, aborts) at the DN
 //! `supervisor`, and each failure also at the failed runnable's DN.
 //!
+//! Records of the `log` crate take the same path once they are bridged into `tracing` by
+//! `tracing-log`'s `LogTracer` (which `tracing_subscriber`'s `init()` installs). The
+//! supervisor does not install it itself: the `log` crate has one global logger, and taking
+//! it would make an application's own `env_logger::init()` panic.
+//!
 //! Entries are **leveled** (severity, time, source location, verbosity, message lines) or
 //! **raw** (one line of unstructured output, such as a child process's). Memory is bounded:
 //! each DN keeps its newest [`per_dn_entries`](LogTreeBuilder::per_dn_entries) (8192 by
