@@ -75,11 +75,26 @@ mod handle;
 pub mod logtree;
 mod metrics;
 mod name;
+pub mod registry;
 mod runnable;
 mod shared;
 mod state;
 mod task;
 mod tree;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+#[doc = include_str!("../docs/runnable.md")]
+pub use supervisor_macros::runnable;
+
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+#[doc = include_str!("../docs/supervision_tree.md")]
+pub use supervisor_macros::supervision_tree;
 
 pub use backoff::Backoff;
 #[cfg(feature = "process")]

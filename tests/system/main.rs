@@ -11,6 +11,7 @@ mod logtree_bounds;
 mod logtree_scenarios;
 mod logtree_stream;
 mod logtree_supervised;
+mod macros;
 mod metrics;
 mod names;
 mod panics;

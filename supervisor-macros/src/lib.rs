@@ -1,0 +1,30 @@
+//! The macros of the [`supervisor`](https://docs.rs/supervisor) crate.
+//!
+//! This crate is an implementation detail: depend on `supervisor`, which re-exports
+//! `#[runnable]` and `supervision_tree!` and documents them. The expansion reaches the
+//! runtime only through `::supervisor::__private`.
+//!
+//! Each macro is parse → check → expand over a small model of its input (`model`):
+//! parsing validates the syntax of one item, checking validates names across the whole
+//! declaration (every problem at once), expanding writes the code.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod expand;
+mod model;
+mod parse;
+
+use proc_macro::TokenStream;
+
+/// (Implementation of `supervisor::runnable`.)
+#[proc_macro_attribute]
+pub fn runnable(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::runnable(args.into(), item.into()).into()
+}
+
+/// (Implementation of `supervisor::supervision_tree`.)
+#[proc_macro]
+pub fn supervision_tree(input: TokenStream) -> TokenStream {
+    expand::tree(input.into()).into()
+}

@@ -1,0 +1,46 @@
+//! The macros' model of what a runnable or a tree declares.
+
+use proc_macro2::Span;
+
+/// A node or sub-logger name as written: its value and where it is.
+#[derive(Clone, Debug)]
+pub(crate) struct Name {
+    pub(crate) value: String,
+    pub(crate) span: Span,
+}
+
+/// What one node starts, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Scope {
+    pub(crate) entries: Vec<Entry>,
+    /// How many groups `entries` use (groups are numbered in start order).
+    pub(crate) groups: usize,
+}
+
+#[derive(Debug)]
+pub(crate) enum Entry {
+    /// A child, in group `group` of its parent.
+    Child {
+        name: Name,
+        group: usize,
+        kind: ChildKind,
+    },
+    SubLogger(Name),
+}
+
+#[derive(Debug)]
+pub(crate) enum ChildKind {
+    /// A runnable expression.
+    Runnable(Box<syn::Expr>),
+    /// A structure node of a tree: starts its scope, then is done.
+    Structure(Scope),
+}
+
+/// Which macro a scope comes from: it decides whether a repeated sub-logger is an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A `#[runnable]` body: asking twice for one sub-logger is fine at run time.
+    Body,
+    /// A `supervision_tree!`: every name is declared once.
+    Tree,
+}

@@ -1,0 +1,465 @@
+//! Parsing: the syntax of one `#[runnable]` function or one `supervision_tree!`, into the
+//! model. Problems local to a token are reported here, at that token; problems between
+//! names are left to `check`.
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Attribute, Expr, FnArg, Ident, ItemFn, Lit, Pat, Token, Type, Visibility};
+
+use crate::model::{ChildKind, Entry, Name, Scope};
+
+/// Every error found, reported together.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// A `#[runnable]` function that has the right shape.
+pub(crate) struct RunnableFn {
+    /// The function as written.
+    pub(crate) func: ItemFn,
+    /// The parameters after the context, with the names the generated function gives them.
+    pub(crate) args: Vec<Arg>,
+    /// The children and sub-loggers its body names with literals.
+    pub(crate) scope: Scope,
+}
+
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Box<Type>,
+}
+
+impl Arg {
+    /// Whether the type is `impl Trait`, which rules out naming the generics explicitly.
+    pub(crate) fn is_impl_trait(&self) -> bool {
+        matches!(*self.ty, Type::ImplTrait(_))
+    }
+}
+
+/// Checks the attribute's use and the function's signature, and collects the names its
+/// body uses.
+pub(crate) fn runnable(attr: TokenStream, func: ItemFn) -> syn::Result<RunnableFn> {
+    let mut errors = Errors::default();
+    if !attr.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            attr,
+            "`#[runnable]` takes no arguments: write `#[runnable]`",
+        ));
+    }
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            "`#[runnable]` needs an `async fn`: write `async fn`",
+        ));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            constness,
+            "a runnable cannot be `const`",
+        ));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            unsafety,
+            "a runnable cannot be `unsafe`",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "a runnable cannot have an `extern` ABI",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a runnable cannot be variadic",
+        ));
+    }
+    for lifetime in sig.generics.lifetimes() {
+        errors.push(syn::Error::new_spanned(
+            lifetime,
+            "a runnable cannot have lifetime parameters: its arguments are cloned for every \
+             start and must be `'static`",
+        ));
+    }
+    let mut inputs = sig.inputs.iter();
+    let ctx = match inputs.next() {
+        None => {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                "a runnable's first parameter is its context: add `ctx: supervisor::Context`",
+            ));
+            None
+        }
+        Some(FnArg::Receiver(receiver)) => {
+            errors.push(syn::Error::new_spanned(
+                receiver,
+                "a runnable cannot take `self`: make it a free function, and pass what it \
+                 needs as arguments",
+            ));
+            None
+        }
+        Some(FnArg::Typed(param)) => {
+            if !is_context(&param.ty) {
+                errors.push(syn::Error::new_spanned(
+                    &param.ty,
+                    format!(
+                        "a runnable's first parameter must be its `supervisor::Context`, found `{}`",
+                        compact(&param.ty)
+                    ),
+                ));
+            }
+            match &*param.pat {
+                Pat::Ident(p) => Some(p.ident.clone()),
+                _ => None,
+            }
+        }
+    };
+    let mut args = Vec::new();
+    for (i, input) in inputs.enumerate() {
+        match input {
+            FnArg::Typed(param) => {
+                let ident = match &*param.pat {
+                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+                    _ => Ident::new(&format!("__arg{i}"), param.pat.span()),
+                };
+                if let Type::Reference(r) = &*param.ty {
+                    errors.push(syn::Error::new_spanned(
+                        r,
+                        "a runnable argument cannot be a reference: it is cloned for every start \
+                         and must be `'static` (pass an owned value or an `Arc`)",
+                    ));
+                }
+                args.push(Arg {
+                    ident,
+                    ty: param.ty.clone(),
+                });
+            }
+            FnArg::Receiver(receiver) => errors.push(syn::Error::new_spanned(
+                receiver,
+                "a runnable cannot take `self`",
+            )),
+        }
+    }
+    match &sig.output {
+        syn::ReturnType::Default => errors.push(syn::Error::new(
+            sig.paren_token.span.close(),
+            "a runnable returns `supervisor::Result`: add `-> supervisor::Result`",
+        )),
+        syn::ReturnType::Type(_, ty) if !is_result(ty) => errors.push(syn::Error::new_spanned(
+            ty,
+            format!(
+                "a runnable returns `supervisor::Result`, found `{}`",
+                compact(ty)
+            ),
+        )),
+        syn::ReturnType::Type(..) => {}
+    }
+    errors.finish()?;
+    let mut scanner = Scanner {
+        ctx: ctx.as_ref(),
+        scope: Scope::default(),
+    };
+    scanner.visit_block(&func.block);
+    Ok(RunnableFn {
+        func,
+        args,
+        scope: scanner.scope,
+    })
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn is_context(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Context" && s.arguments.is_none())
+}
+
+fn is_result(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Result")
+}
+
+/// Tokens as a person would write them: `dhcp(config.clone())`, not
+/// `dhcp (config . clone ())`.
+pub(crate) fn compact(tokens: &impl ToTokens) -> String {
+    let spaced: Vec<char> = tokens.to_token_stream().to_string().chars().collect();
+    let in_set = |c: Option<&char>, set: &str| c.is_some_and(|c| set.contains(*c));
+    let mut out = String::with_capacity(spaced.len());
+    for (i, &c) in spaced.iter().enumerate() {
+        let glued = c == ' '
+            && (in_set(i.checked_sub(1).and_then(|p| spaced.get(p)), "(.[:&!<")
+                || in_set(spaced.get(i + 1), "().[],:?!<>"));
+        if !glued {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Finds the children and sub-loggers a runnable's body names with string literals, on
+/// its context parameter. It does not look into closures and nested items: their code may
+/// run with another context (a child's `|ctx| …`).
+struct Scanner<'a> {
+    ctx: Option<&'a Ident>,
+    scope: Scope,
+}
+
+impl Scanner<'_> {
+    fn on_ctx(&self, receiver: &Expr) -> bool {
+        let Some(ctx) = self.ctx else { return false };
+        match receiver {
+            Expr::Path(p) => p.qself.is_none() && p.path.is_ident(ctx),
+            Expr::Reference(r) => self.on_ctx(&r.expr),
+            Expr::Paren(p) => self.on_ctx(&p.expr),
+            _ => false,
+        }
+    }
+
+    fn add_child(&mut self, name: Name, group: usize, runnable: &Expr) {
+        self.scope.entries.push(Entry::Child {
+            name,
+            group,
+            kind: ChildKind::Runnable(Box::new(runnable.clone())),
+        });
+    }
+}
+
+fn literal(expr: &Expr) -> Option<Name> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(Name {
+            value: s.value(),
+            span: s.span(),
+        }),
+        Expr::Group(g) => literal(&g.expr),
+        Expr::Paren(p) => literal(&p.expr),
+        _ => None,
+    }
+}
+
+/// The `(name, runnable)` pairs of a `Group::new().add(..)…` chain, in order; `None` if the
+/// expression is not such a chain (a variable, a function call).
+fn group_chain(expr: &Expr) -> Option<Vec<(Option<Name>, &Expr)>> {
+    match expr {
+        Expr::MethodCall(call) => {
+            let mut members = group_chain(&call.receiver)?;
+            if call.method == "add" && call.args.len() == 2 {
+                members.push((literal(&call.args[0]), &call.args[1]));
+            }
+            Some(members)
+        }
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(p) => {
+                let mut segments = p.path.segments.iter().rev();
+                let is_new = segments.next().is_some_and(|s| s.ident == "new")
+                    && segments.next().is_some_and(|s| s.ident == "Group");
+                is_new.then(Vec::new)
+            }
+            _ => None,
+        },
+        Expr::Group(g) => group_chain(&g.expr),
+        Expr::Paren(p) => group_chain(&p.expr),
+        _ => None,
+    }
+}
+
+impl<'ast> Visit<'ast> for Scanner<'_> {
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        if self.on_ctx(&call.receiver) {
+            let method = call.method.to_string();
+            match (method.as_str(), call.args.len()) {
+                ("run", 2) => {
+                    if let Some(name) = literal(&call.args[0]) {
+                        let group = self.scope.groups;
+                        self.scope.groups += 1;
+                        self.add_child(name, group, &call.args[1]);
+                    }
+                }
+                ("run_group", 1) => {
+                    if let Some(members) = group_chain(&call.args[0]) {
+                        let group = self.scope.groups;
+                        self.scope.groups += 1;
+                        for (name, runnable) in members {
+                            if let Some(name) = name {
+                                self.add_child(name, group, runnable);
+                            }
+                        }
+                    }
+                }
+                ("sub_logger" | "must_sub_logger", 1) => {
+                    if let Some(name) = literal(&call.args[0]) {
+                        self.scope.entries.push(Entry::SubLogger(name));
+                    }
+                }
+                _ => {}
+            }
+        }
+        syn::visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// The input of `supervision_tree!`.
+///
+/// ```text
+/// tree     := attr* vis 'fn' IDENT generics? '(' args ')' '{' entries '}'
+/// entries  := (entry ','?)*
+/// entry    := name ':' EXPR                     a leaf: a runnable, started as a group of one
+///           | name '{' entries '}'              a structure node: starts its entries, then is done
+///           | 'group' '{' members '}'           members restarted together
+///           | 'sub_loggers' '[' name,* ']'      sub-loggers of the enclosing node
+/// members  := (name ':' EXPR | name '{' entries '}') separated by ','
+/// name     := IDENT | STRING                    a string for names that are not identifiers
+/// ```
+pub(crate) struct TreeDef {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) fn_token: Token![fn],
+    pub(crate) ident: Ident,
+    pub(crate) generics: syn::Generics,
+    pub(crate) inputs: Punctuated<FnArg, Token![,]>,
+    pub(crate) scope: Scope,
+}
+
+impl Parse for TreeDef {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let fn_token: Token![fn] = input.parse()?;
+        let ident: Ident = input.parse()?;
+        let mut generics: syn::Generics = input.parse()?;
+        let args;
+        syn::parenthesized!(args in input);
+        let inputs = args.parse_terminated(FnArg::parse, Token![,])?;
+        generics.where_clause = input.parse()?;
+        let body;
+        syn::braced!(body in input);
+        let mut scope = Scope::default();
+        parse_entries(&body, &mut scope)?;
+        Ok(TreeDef {
+            attrs,
+            vis,
+            fn_token,
+            ident,
+            generics,
+            inputs,
+            scope,
+        })
+    }
+}
+
+fn parse_name(input: ParseStream<'_>) -> syn::Result<Name> {
+    if input.peek(syn::LitStr) {
+        let s: syn::LitStr = input.parse()?;
+        return Ok(Name {
+            value: s.value(),
+            span: s.span(),
+        });
+    }
+    let ident = input.call(Ident::parse_any).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "expected a node name: an identifier or a string literal",
+        )
+    })?;
+    let value = ident.to_string();
+    Ok(Name {
+        value: value.strip_prefix("r#").unwrap_or(&value).to_owned(),
+        span: ident.span(),
+    })
+}
+
+fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
+    while !input.is_empty() {
+        let keyword = input.fork().call(Ident::parse_any).ok();
+        let is = |k: &str| keyword.as_ref().is_some_and(|i| i == k);
+        if is("group") && input.peek2(syn::token::Brace) {
+            input.call(Ident::parse_any)?;
+            let members;
+            syn::braced!(members in input);
+            let group = scope.groups;
+            scope.groups += 1;
+            while !members.is_empty() {
+                let name = parse_name(&members)?;
+                let kind = parse_child(&members, &name)?;
+                scope.entries.push(Entry::Child { name, group, kind });
+                if !members.is_empty() {
+                    members.parse::<Token![,]>()?;
+                }
+            }
+        } else if is("sub_loggers") && input.peek2(syn::token::Bracket) {
+            input.call(Ident::parse_any)?;
+            let names;
+            syn::bracketed!(names in input);
+            while !names.is_empty() {
+                scope.entries.push(Entry::SubLogger(parse_name(&names)?));
+                if !names.is_empty() {
+                    names.parse::<Token![,]>()?;
+                }
+            }
+        } else {
+            let name = parse_name(input)?;
+            let kind = parse_child(input, &name)?;
+            let group = scope.groups;
+            scope.groups += 1;
+            scope.entries.push(Entry::Child { name, group, kind });
+        }
+        if !input.is_empty() {
+            input.parse::<Token![,]>()?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_child(input: ParseStream<'_>, name: &Name) -> syn::Result<ChildKind> {
+    if input.peek(Token![:]) && !input.peek(Token![::]) {
+        input.parse::<Token![:]>()?;
+        return Ok(ChildKind::Runnable(Box::new(input.parse()?)));
+    }
+    if input.peek(syn::token::Brace) {
+        let body;
+        syn::braced!(body in input);
+        let mut scope = Scope::default();
+        parse_entries(&body, &mut scope)?;
+        return Ok(ChildKind::Structure(scope));
+    }
+    Err(syn::Error::new(
+        if input.is_empty() {
+            name.span
+        } else {
+            input.span()
+        },
+        format!(
+            "expected `: runnable` or `{{ children }}` after the node name `{}`",
+            name.value
+        ),
+    ))
+}

@@ -1,0 +1,201 @@
+//! Trees built with `#[runnable]` and `supervision_tree!`: the DNs that come up, the
+//! arguments each start gets, and what the registry knows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use supervisor::registry::{self, ChildKind, DeclarationKind};
+use supervisor::{Context, Group, NodeState, Signal, Supervisor, runnable, supervision_tree};
+
+use crate::support::{Cmd, Remote, shut_down};
+
+#[runnable]
+async fn counted(ctx: Context, starts: Arc<AtomicUsize>, label: String) -> supervisor::Result {
+    starts.fetch_add(1, Ordering::SeqCst);
+    let log = ctx.sub_logger("events")?;
+    log.info(&label);
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+#[runnable]
+async fn pair(ctx: Context, starts: Arc<AtomicUsize>, remote: Remote) -> supervisor::Result {
+    ctx.run_group(
+        Group::new()
+            .add("left", counted(starts.clone(), "left".into()))
+            .add("right", remote.runnable()),
+    )?;
+    ctx.run("solo", counted(starts, "solo".into()))?;
+    ctx.signal(Signal::Healthy);
+    ctx.signal(Signal::Done);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runnable_fn_starts_its_children_and_clones_its_arguments_per_start() {
+    let starts = Arc::new(AtomicUsize::new(0));
+    let remote = Remote::healthy();
+    let sup = Supervisor::new(pair(starts.clone(), remote.clone()));
+    sup.settled().await;
+    let dns: Vec<String> = sup.states().into_keys().collect();
+    assert_eq!(dns, ["root", "root.left", "root.right", "root.solo"]);
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    // A failure in the group restarts `left` (with a fresh clone of its label), not `solo`.
+    remote.send(Cmd::Fail("right broke"));
+    sup.settled().await;
+    assert_eq!(starts.load(Ordering::SeqCst), 3);
+    let log = sup.log_tree();
+    let read = |dn: &str| {
+        log.read(dn, supervisor::logtree::ReadOptions::new().backlog_all())
+            .unwrap()
+            .backlog
+            .len()
+    };
+    assert_eq!(read("root.left.events"), 2);
+    assert_eq!(read("root.solo.events"), 1);
+    shut_down(sup).await;
+}
+
+#[runnable]
+async fn generic<T: Clone + Send + Sync + std::fmt::Debug + 'static, const N: usize>(
+    ctx: Context,
+    value: T,
+) -> supervisor::Result {
+    ctx.logger().info(format_args!("{value:?} x{N}"));
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+#[runnable]
+async fn with_impl_arg(
+    ctx: Context,
+    label: impl Into<String> + Clone + Send + Sync + 'static,
+) -> supervisor::Result {
+    ctx.logger().info(label.into());
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+supervision_tree! {
+    /// The test tree.
+    fn declared(starts: Arc<AtomicUsize>) {
+        net {
+            group {
+                dhcp: counted(starts.clone(), "dhcp".into()),
+                dns: counted(starts.clone(), "dns".into()),
+            },
+            sub_loggers [leases],
+        },
+        "9p": generic::<u8, 3>(7),
+        labelled: with_impl_arg("x"),
+        sub_loggers [audit],
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_tree_brings_up_exactly_its_dns() {
+    let starts = Arc::new(AtomicUsize::new(0));
+    let sup = Supervisor::new(declared(starts.clone()));
+    sup.settled().await;
+    let states = sup.states();
+    let dns: Vec<&str> = states.keys().map(String::as_str).collect();
+    assert_eq!(
+        dns,
+        [
+            "root",
+            "root.9p",
+            "root.labelled",
+            "root.net",
+            "root.net.dhcp",
+            "root.net.dns"
+        ]
+    );
+    assert_eq!(states["root"], NodeState::Done);
+    assert_eq!(states["root.net"], NodeState::Done);
+    assert_eq!(states["root.net.dns"], NodeState::Healthy);
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    // Sub-loggers are reserved: a run-time child of that name would be refused.
+    let log = sup.log_tree();
+    let entry = &log
+        .read(
+            "root.9p",
+            supervisor::logtree::ReadOptions::new().backlog_all(),
+        )
+        .unwrap()
+        .backlog[0];
+    assert_eq!(entry.leveled().unwrap().message(), "7 x3");
+    shut_down(sup).await;
+}
+
+#[test]
+fn the_registry_describes_runnables_and_trees() {
+    let pair = registry::find("pair").expect("pair is registered");
+    assert_eq!(pair.kind, DeclarationKind::Runnable);
+    assert!(pair.module_path.ends_with("macros"), "{}", pair.module_path);
+    assert!(pair.file.ends_with("macros.rs"));
+    let children: Vec<(&str, u32)> = pair
+        .contents
+        .children
+        .iter()
+        .map(|c| (c.name, c.group))
+        .collect();
+    assert_eq!(children, [("left", 0), ("right", 0), ("solo", 1)]);
+    match &pair.contents.children[0].kind {
+        ChildKind::Runnable { expr, callee } => {
+            assert_eq!(*expr, "counted(starts.clone(), \"left\".into())");
+            assert_eq!(*callee, Some("counted"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let counted = registry::find("counted").unwrap();
+    assert_eq!(counted.contents.sub_loggers, ["events"]);
+
+    let tree = registry::find("declared").unwrap();
+    assert_eq!(tree.kind, DeclarationKind::Tree);
+    assert_eq!(tree.contents.sub_loggers, ["audit"]);
+    let printed = tree.topology().to_string();
+    let expected = [
+        "├── net",
+        "│   ├── dhcp             counted(starts.clone(), \"dhcp\".into()) [group 0]",
+        "│   │   └── events (sub-logger)",
+        "│   ├── dns              counted(starts.clone(), \"dns\".into()) [group 0]",
+        "│   │   └── events (sub-logger)",
+        "│   └── leases (sub-logger)",
+        "├── 9p               generic::<u8, 3>(7)",
+        "├── labelled         with_impl_arg(\"x\")",
+        "└── audit (sub-logger)",
+    ];
+    let body: Vec<&str> = printed.lines().skip(1).collect();
+    assert_eq!(body, expected, "\n{printed}");
+    assert!(printed.starts_with("declared (tree, "), "{printed}");
+}
+
+/// Code written with the macros is clean under strict lints.
+mod lints {
+    #![deny(warnings, unused_qualifications, dead_code, clippy::pedantic)]
+
+    use supervisor::{Context, Signal, runnable, supervision_tree};
+
+    #[runnable]
+    pub(super) async fn strict(ctx: Context, name: String) -> supervisor::Result {
+        ctx.logger().info(&name);
+        ctx.signal(Signal::Healthy);
+        ctx.cancelled().await;
+        Ok(())
+    }
+
+    supervision_tree! {
+        pub(super) fn strict_tree(name: String) {
+            one: strict(name.clone()),
+            two { three: strict(name.clone()) },
+        }
+    }
+
+    #[test]
+    fn used() {
+        let _ = strict_tree(String::new());
+    }
+}

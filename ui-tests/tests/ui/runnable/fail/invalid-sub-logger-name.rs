@@ -1,0 +1,9 @@
+use supervisor::{Context, runnable};
+
+#[runnable]
+async fn parent(ctx: Context) -> supervisor::Result {
+    let _log = ctx.sub_logger("Audit-Log")?;
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use supervisor::runnable;
+
+#[runnable]
+async fn parent() -> supervisor::Result {
+    Ok(())
+}
+
+fn main() {}

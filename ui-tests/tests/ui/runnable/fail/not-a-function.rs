@@ -1,0 +1,6 @@
+use supervisor::runnable;
+
+#[runnable]
+struct Worker;
+
+fn main() {}

@@ -1,0 +1,18 @@
+use supervisor::{Context, runnable, supervision_tree};
+
+#[runnable]
+async fn leaf(ctx: Context) -> supervisor::Result {
+    let _ = ctx;
+    Ok(())
+}
+
+supervision_tree! {
+    fn tree() {
+        net {
+            dhcp: leaf(),
+            dhcp { inner: leaf() },
+        },
+    }
+}
+
+fn main() {}
