@@ -31,23 +31,30 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
-use supervisor::{Context, Metrics, NodeState, Runnable, Signal, Supervisor};
+use supervisor::{
+    Context, Metrics, NodeState, Signal, Supervisor, registry, runnable, supervision_tree,
+};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing_subscriber::prelude::*;
 
-const USAGE: &str = "usage: demo [--port <port>] [--for <seconds>] [--logs]
+const USAGE: &str =
+    "usage: demo [--port <port>] [--for <seconds>] [--logs] [--status <secs>] [--describe]
 
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
   --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
-  --logs            follow the whole log tree live (concise form, $COLUMNS wide)";
+  --logs            follow the whole log tree live (concise form, $COLUMNS wide)
+  --status <secs>   print the declared tree with live states every <secs> seconds
+  --describe        print the declared tree and exit";
 
 struct Args {
     port: u16,
     run_for: Option<Duration>,
     logs: bool,
+    status: Option<Duration>,
+    describe: bool,
 }
 
 impl Args {
@@ -56,6 +63,8 @@ impl Args {
             port: 0,
             run_for: None,
             logs: false,
+            status: None,
+            describe: false,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -66,22 +75,24 @@ impl Args {
                         .parse()
                         .map_err(|_| format!("--port {v:?}: not a port number (0-65535)"))?;
                 }
-                "--for" => {
-                    let v = value("--for")?;
-                    let secs: f64 = v
-                        .parse()
-                        .map_err(|_| format!("--for {v:?}: not a number of seconds"))?;
-                    let d = Duration::try_from_secs_f64(secs)
-                        .map_err(|_| format!("--for {v:?}: must be a non-negative duration"))?;
-                    parsed.run_for = Some(d);
-                }
+                "--for" => parsed.run_for = Some(seconds("--for", &value("--for")?)?),
+                "--status" => parsed.status = Some(seconds("--status", &value("--status")?)?),
                 "--logs" => parsed.logs = true,
+                "--describe" => parsed.describe = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
         Ok(parsed)
     }
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("{flag} {value:?}: not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{flag} {value:?}: must be a non-negative duration"))
 }
 
 #[tokio::main]
@@ -97,6 +108,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let Some(declared) = registry::find("services") else {
+        eprintln!("demo: the `services` tree is not registered");
+        return ExitCode::FAILURE;
+    };
+    if args.describe {
+        print!("{}", declared.topology());
+        return ExitCode::SUCCESS;
+    }
     // The application's own subscriber, with the log tree's layer beside it: runnables'
     // events reach both. With --logs the log tree is printed instead, so fmt stays quiet.
     let filter = if args.logs { "off" } else { "info" };
@@ -115,9 +134,20 @@ async fn main() -> ExitCode {
     let port = Arc::new(AtomicU16::new(args.port));
     let sup = Supervisor::builder()
         .metrics(StatePrinter::spawn())
-        .start(root(port));
+        .start(services(port));
     if args.logs {
         follow_logs(&sup.log_tree());
+    }
+    if let Some(period) = args.status {
+        let sup = sup.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                print!("{}", declared.topology().with_states("root", sup.states()));
+            }
+        });
     }
 
     let reason = tokio::select! {
@@ -199,68 +229,48 @@ async fn stop_requested(run_for: Option<Duration>) -> &'static str {
     }
 }
 
-fn root(port: Arc<AtomicU16>) -> impl Runnable {
-    move |ctx: Context| {
-        let port = port.clone();
-        async move {
-            ctx.run("echo", echo_server(port.clone()))?;
-            ctx.run("workers", workers(port))?;
-            ctx.signal(Signal::Healthy);
-            ctx.signal(Signal::Done);
-            Ok(())
-        }
-    }
-}
-
-/// A structure node: starts its children, then has nothing left to do itself.
-fn workers(port: Arc<AtomicU16>) -> impl Runnable {
-    move |ctx: Context| {
-        let port = port.clone();
-        async move {
-            ctx.run("prober", prober(port))?;
-            ctx.run("ticker", ticker)?;
-            ctx.run("flaky", flaky)?;
-            ctx.signal(Signal::Healthy);
-            ctx.signal(Signal::Done);
-            Ok(())
-        }
+supervision_tree! {
+    /// The demo's services: what `--describe` prints.
+    fn services(port: Arc<AtomicU16>) {
+        echo: echo_server(port.clone()),
+        workers {
+            prober: prober(port.clone()),
+            ticker: ticker(),
+            flaky: flaky(),
+        },
     }
 }
 
 /// The graceful-shutdown pattern for a server: bind, signal Healthy, serve until cancelled,
 /// then stop accepting and close the connections in flight.
-fn echo_server(port: Arc<AtomicU16>) -> impl Runnable {
-    move |ctx: Context| {
-        let port = port.clone();
-        async move {
-            // Rebind the same port on restart; the first start may pick a free one.
-            let listener = TcpListener::bind(("127.0.0.1", port.load(Ordering::SeqCst))).await?;
-            let addr = listener.local_addr()?;
-            port.store(addr.port(), Ordering::SeqCst);
-            tracing::info!("echo server listening on {addr}");
-            ctx.signal(Signal::Healthy);
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    () = ctx.cancelled() => break,
-                    accepted = listener.accept() => {
-                        let (stream, peer) = accepted?;
-                        connections.spawn(echo(stream, peer));
-                    }
-                    Some(_) = connections.join_next() => {}
-                }
+#[runnable]
+async fn echo_server(ctx: Context, port: Arc<AtomicU16>) -> supervisor::Result {
+    // Rebind the same port on restart; the first start may pick a free one.
+    let listener = TcpListener::bind(("127.0.0.1", port.load(Ordering::SeqCst))).await?;
+    let addr = listener.local_addr()?;
+    port.store(addr.port(), Ordering::SeqCst);
+    tracing::info!("echo server listening on {addr}");
+    ctx.signal(Signal::Healthy);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = ctx.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = accepted?;
+                connections.spawn(echo(stream, peer));
             }
-            drop(listener);
-            // In-flight connections get a moment to finish, then are closed.
-            let drained = tokio::time::timeout(Duration::from_millis(500), async {
-                while connections.join_next().await.is_some() {}
-            });
-            if drained.await.is_err() {
-                connections.shutdown().await;
-            }
-            Ok(())
+            Some(_) = connections.join_next() => {}
         }
     }
+    drop(listener);
+    // In-flight connections get a moment to finish, then are closed.
+    let drained = tokio::time::timeout(Duration::from_millis(500), async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        connections.shutdown().await;
+    }
+    Ok(())
 }
 
 async fn echo(mut stream: TcpStream, peer: std::net::SocketAddr) {
@@ -280,38 +290,35 @@ async fn echo(mut stream: TcpStream, peer: std::net::SocketAddr) {
 
 /// Checks the echo server end to end once a second. A probe that fails is an error: the
 /// prober dies and is restarted, and the log says why.
-fn prober(port: Arc<AtomicU16>) -> impl Runnable {
-    move |ctx: Context| {
-        let port = port.clone();
-        async move {
-            ctx.signal(Signal::Healthy);
-            let mut interval = tokio::time::interval(Duration::from_secs(1));
-            let mut n = 0u64;
-            loop {
-                tokio::select! {
-                    () = ctx.cancelled() => return Ok(()),
-                    _ = interval.tick() => {}
-                }
-                let port = port.load(Ordering::SeqCst);
-                if port == 0 {
-                    continue; // The echo server has not bound yet.
-                }
-                n += 1;
-                let started = Instant::now();
-                let line = format!("probe {n}\n");
-                let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-                stream.write_all(line.as_bytes()).await?;
-                let mut reply = String::new();
-                BufReader::new(&mut stream).read_line(&mut reply).await?;
-                if reply != line {
-                    return Err(format!("echo replied {reply:?} to {line:?}").into());
-                }
-                tracing::info!("echo round trip {:?}", started.elapsed());
-            }
+#[runnable]
+async fn prober(ctx: Context, port: Arc<AtomicU16>) -> supervisor::Result {
+    ctx.signal(Signal::Healthy);
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            () = ctx.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
         }
+        let port = port.load(Ordering::SeqCst);
+        if port == 0 {
+            continue; // The echo server has not bound yet.
+        }
+        n += 1;
+        let started = Instant::now();
+        let line = format!("probe {n}\n");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.write_all(line.as_bytes()).await?;
+        let mut reply = String::new();
+        BufReader::new(&mut stream).read_line(&mut reply).await?;
+        if reply != line {
+            return Err(format!("echo replied {reply:?} to {line:?}").into());
+        }
+        tracing::info!("echo round trip {:?}", started.elapsed());
     }
 }
 
+#[runnable]
 async fn ticker(ctx: Context) -> supervisor::Result {
     ctx.signal(Signal::Healthy);
     let mut interval = tokio::time::interval(Duration::from_secs(2));
@@ -328,6 +335,7 @@ async fn ticker(ctx: Context) -> supervisor::Result {
 }
 
 /// Does a unit of work every 300 ms; about one in eight fails.
+#[runnable]
 async fn flaky(ctx: Context) -> supervisor::Result {
     ctx.signal(Signal::Healthy);
     let mut rng = seed();

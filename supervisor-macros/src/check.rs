@@ -92,3 +92,67 @@ fn check_scope(scope: &Scope, origin: Origin, errors: &mut Errors) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChildKind, Entry, Name, Origin, Scope};
+
+    fn name(value: &str) -> Name {
+        Name {
+            value: value.to_owned(),
+            span: Span::call_site(),
+        }
+    }
+
+    fn child(value: &str, group: usize) -> Entry {
+        Entry::Child {
+            name: name(value),
+            group,
+            kind: ChildKind::Runnable(Box::new(syn::parse_quote!(leaf()))),
+        }
+    }
+
+    fn messages(scope: &Scope, origin: Origin) -> Vec<String> {
+        match names(scope, origin) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_rule_is_anchored() {
+        assert!(is_valid("a") && is_valid("dhcp_4") && is_valid(&"x".repeat(64)));
+        for bad in ["", "A", "a.b", "a-b", "é", &"x".repeat(65)] {
+            assert!(!is_valid(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let scope = Scope {
+            entries: vec![
+                child("Bad", 0),
+                child("ok", 1),
+                child("ok", 2),
+                Entry::SubLogger(name("ok")),
+            ],
+            groups: 3,
+        };
+        let got = messages(&scope, Origin::Tree);
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[0].starts_with("child name `Bad` is invalid"));
+        assert!(got[1].starts_with("duplicate child name `ok`"));
+        assert!(got[3].starts_with("sub-logger name `ok` is already used by a child"));
+    }
+
+    #[test]
+    fn a_body_may_ask_for_a_sub_logger_twice_and_a_tree_may_not() {
+        let scope = Scope {
+            entries: vec![Entry::SubLogger(name("log")), Entry::SubLogger(name("log"))],
+            groups: 0,
+        };
+        assert!(messages(&scope, Origin::Body).is_empty());
+        assert_eq!(messages(&scope, Origin::Tree).len(), 2);
+    }
+}

@@ -3,21 +3,20 @@
 use proc_macro2::Span;
 
 /// A node or sub-logger name as written: its value and where it is.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Name {
     pub(crate) value: String,
     pub(crate) span: Span,
 }
 
 /// What one node starts, in order.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Scope {
     pub(crate) entries: Vec<Entry>,
     /// How many groups `entries` use (groups are numbered in start order).
     pub(crate) groups: usize,
 }
 
-#[derive(Debug)]
 pub(crate) enum Entry {
     /// A child, in group `group` of its parent.
     Child {
@@ -28,7 +27,6 @@ pub(crate) enum Entry {
     SubLogger(Name),
 }
 
-#[derive(Debug)]
 pub(crate) enum ChildKind {
     /// A runnable expression.
     Runnable(Box<syn::Expr>),
@@ -37,7 +35,7 @@ pub(crate) enum ChildKind {
 }
 
 /// Which macro a scope comes from: it decides whether a repeated sub-logger is an error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Origin {
     /// A `#[runnable]` body: asking twice for one sub-logger is fine at run time.
     Body,

@@ -463,3 +463,69 @@ fn parse_child(input: ParseStream<'_>, name: &Name) -> syn::Result<ChildKind> {
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_reads_like_source() {
+        let expr: Expr = syn::parse_quote!(net::dhcp(config.clone(), &ports[0], vec![1, 2])?);
+        assert_eq!(
+            compact(&expr),
+            "net::dhcp(config.clone(), &ports[0], vec![1, 2])?"
+        );
+    }
+
+    #[test]
+    fn literal_names_on_the_context_are_found_and_closures_are_skipped() {
+        let func: ItemFn = syn::parse_quote! {
+            async fn parent(ctx: Context) -> supervisor::Result {
+                ctx.run("a", leaf())?;
+                ctx.run_group(Group::new().add("b", leaf()).backoff(b).add("c", leaf()))?;
+                other.run("not_ours", leaf());
+                ctx.run(&dynamic, leaf())?;
+                let _ = ctx.sub_logger("log");
+                ctx.run("d", |ctx: Context| async move { ctx.run("inner", leaf()) })?;
+                Ok(())
+            }
+        };
+        let parsed = runnable(TokenStream::new(), func).unwrap_or_else(|e| panic!("{e}"));
+        let found: Vec<(String, Option<usize>)> = parsed
+            .scope
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Child { name, group, .. } => (name.value.clone(), Some(*group)),
+                Entry::SubLogger(name) => (name.value.clone(), None),
+            })
+            .collect();
+        let expected = [
+            ("a", Some(0)),
+            ("b", Some(1)),
+            ("c", Some(1)),
+            ("log", None),
+            ("d", Some(2)),
+        ];
+        let expected: Vec<(String, Option<usize>)> = expected
+            .iter()
+            .map(|(n, g)| ((*n).to_owned(), *g))
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn the_tree_grammar_parses_every_form() {
+        let tree: TreeDef = syn::parse_quote! {
+            pub fn t(x: u8) {
+                leaf: a(x),
+                node { inner: b() },
+                group { g1: c(), g2 { deep: d() } },
+                sub_loggers [s1, "s2"],
+                "9p": e(),
+            }
+        };
+        assert_eq!(tree.scope.groups, 4);
+        assert_eq!(tree.scope.entries.len(), 7);
+    }
+}

@@ -32,8 +32,10 @@
 //! assert!(printed.contains("first"), "{printed}");
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+use crate::NodeState;
 
 /// One `#[runnable]` or `supervision_tree!`, as declared in the source.
 #[derive(Debug)]
@@ -116,7 +118,10 @@ impl Declaration {
     /// The declared tree below this declaration, expanding children that call other
     /// declarations; `Display` prints it indented.
     pub fn topology(&'static self) -> Topology {
-        Topology { root: self }
+        Topology {
+            root: self,
+            live: None,
+        }
     }
 }
 
@@ -124,6 +129,43 @@ impl Declaration {
 #[derive(Debug)]
 pub struct Topology {
     root: &'static Declaration,
+    live: Option<(String, BTreeMap<String, NodeState>)>,
+}
+
+impl Topology {
+    /// Shows each declared node's live state from `states` (as
+    /// [`Supervisor::states`](crate::Supervisor::states) gives them), taking the
+    /// declaration to run at `dn` (`root` when it is the supervisor's root). Declared nodes
+    /// that are not running are marked so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use supervisor::{Context, Signal, Supervisor, registry, runnable, supervision_tree};
+    ///
+    /// #[runnable]
+    /// async fn leaf(ctx: Context) -> supervisor::Result {
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    ///
+    /// supervision_tree! {
+    ///     fn app() { web: leaf(), db: leaf() }
+    /// }
+    ///
+    /// let sup = Supervisor::new(app());
+    /// sup.settled().await;
+    /// let status = registry::find("app").unwrap().topology().with_states("root", sup.states());
+    /// assert!(status.to_string().contains("HEALTHY"));
+    /// # sup.cancel(); sup.wait().await;
+    /// # }
+    /// ```
+    pub fn with_states(mut self, dn: &str, states: BTreeMap<String, NodeState>) -> Self {
+        self.live = Some((dn.to_owned(), states));
+        self
+    }
 }
 
 impl fmt::Display for Topology {
@@ -133,9 +175,27 @@ impl fmt::Display for Topology {
             DeclarationKind::Runnable => "runnable",
             DeclarationKind::Tree => "tree",
         };
-        writeln!(f, "{} ({kind}, {}:{})", d.name, d.file, d.line)?;
+        write!(f, "{} ({kind}, {}:{})", d.name, d.file, d.line)?;
+        let live = self.live.as_ref().map(|(dn, states)| Live { dn, states });
+        if let Some(live) = &live {
+            write!(f, "  {}", live.state(live.dn))?;
+        }
+        writeln!(f)?;
         let mut seen = BTreeSet::from([d.name]);
-        contents(f, &d.contents, "", &mut seen)
+        let dn = live.as_ref().map(|l| l.dn.to_owned());
+        contents(f, &d.contents, "", dn.as_deref(), live.as_ref(), &mut seen)
+    }
+}
+
+/// Live states to show beside the declared nodes.
+struct Live<'a> {
+    dn: &'a str,
+    states: &'a BTreeMap<String, NodeState>,
+}
+
+impl Live<'_> {
+    fn state(&self, dn: &str) -> &'static str {
+        self.states.get(dn).map_or("not running", |s| s.name())
     }
 }
 
@@ -143,6 +203,8 @@ fn contents(
     f: &mut fmt::Formatter<'_>,
     c: &Contents,
     indent: &str,
+    parent_dn: Option<&str>,
+    live: Option<&Live<'_>>,
     seen: &mut BTreeSet<&'static str>,
 ) -> fmt::Result {
     let grouped = |g: u32| c.children.iter().filter(|ch| ch.group == g).count() > 1;
@@ -160,18 +222,23 @@ fn contents(
             String::new()
         };
         let inner = format!("{indent}{next}");
+        let dn = parent_dn.map(|p| format!("{p}.{}", child.name));
+        let state = match (live, &dn) {
+            (Some(live), Some(dn)) => format!("  {}", live.state(dn)),
+            _ => String::new(),
+        };
         match &child.kind {
             ChildKind::Structure(sub) => {
-                writeln!(f, "{indent}{branch}{}{group}", child.name)?;
-                contents(f, sub, &inner, seen)?;
+                writeln!(f, "{indent}{branch}{}{group}{state}", child.name)?;
+                contents(f, sub, &inner, dn.as_deref(), live, seen)?;
             }
             ChildKind::Runnable { expr, callee } => {
-                writeln!(f, "{indent}{branch}{:<16} {expr}{group}", child.name)?;
+                writeln!(f, "{indent}{branch}{:<16} {expr}{group}{state}", child.name)?;
                 let declared = callee.and_then(find);
                 if let Some(d) = declared {
                     // A runnable that (indirectly) starts itself is printed once.
                     if seen.insert(d.name) {
-                        contents(f, &d.contents, &inner, seen)?;
+                        contents(f, &d.contents, &inner, dn.as_deref(), live, seen)?;
                         seen.remove(d.name);
                     }
                 }
