@@ -104,6 +104,9 @@ pub use context::Context;
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
 pub use group::Group;
 pub use handle::{Builder, Ended, Supervisor};
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use metrics::PrometheusMetrics;
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use runnable::Runnable;
 pub use state::{NodeState, Signal};

@@ -15,6 +15,7 @@ mod macros;
 mod metrics;
 mod names;
 mod panics;
+mod prometheus;
 mod resilience;
 mod restart;
 mod scale;

@@ -7,6 +7,11 @@ use std::time::Instant;
 
 use crate::NodeState;
 
+#[cfg(feature = "prometheus")]
+mod prometheus;
+#[cfg(feature = "prometheus")]
+pub use self::prometheus::PrometheusMetrics;
+
 /// A sink for the tree's state changes.
 ///
 /// The supervisor calls [`notify_node_state`](Metrics::notify_node_state) for every

@@ -1,0 +1,137 @@
+//! Exporting node states to Prometheus.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use ::prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::{Metrics, NodeState};
+
+/// [`Metrics`] that export every node's state into a [`prometheus::Registry`].
+///
+/// Two series families, named `<namespace>_supervisor_…` (just `supervisor_…` without a
+/// namespace):
+///
+/// - `supervisor_dn_state_total{dn, state}`, a gauge: 1 for the DN's current state, 0 for
+///   the other four;
+/// - `supervisor_dn_state_transition_count{dn, old_state, new_state}`, a counter of
+///   transitions (a DN's first transition counts from `NODE_STATE_DEAD`).
+///
+/// States are labelled `NODE_STATE_NEW`, `NODE_STATE_HEALTHY`, … With the namespace
+/// `monogon`, the names are exactly those of the Go original.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), prometheus::Error> {
+/// use supervisor::{Context, PrometheusMetrics, Signal, Supervisor};
+///
+/// let registry = prometheus::Registry::new();
+/// let sup = Supervisor::builder()
+///     .metrics(PrometheusMetrics::new(&registry)?)
+///     .start(|ctx: Context| async move {
+///         ctx.signal(Signal::Healthy);
+///         ctx.cancelled().await;
+///         Ok(())
+///     });
+/// sup.settled().await;
+/// let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather())?;
+/// assert!(text.contains(r#"supervisor_dn_state_total{dn="root",state="NODE_STATE_HEALTHY"} 1"#));
+/// # sup.cancel(); sup.wait().await; Ok(()) }
+/// ```
+pub struct PrometheusMetrics {
+    states: IntGaugeVec,
+    transitions: IntCounterVec,
+    last: Mutex<HashMap<String, NodeState>>,
+}
+
+impl PrometheusMetrics {
+    /// Registers the series in `registry`, without a namespace.
+    ///
+    /// # Errors
+    ///
+    /// If `registry` already holds series of these names (from an earlier call).
+    pub fn new(registry: &Registry) -> Result<Self, ::prometheus::Error> {
+        Self::register(registry, None)
+    }
+
+    /// Registers the series in `registry` as `<namespace>_supervisor_…`.
+    ///
+    /// # Errors
+    ///
+    /// If `registry` already holds series of these names, or `namespace` is not a valid
+    /// Prometheus name.
+    pub fn with_namespace(
+        registry: &Registry,
+        namespace: &str,
+    ) -> Result<Self, ::prometheus::Error> {
+        Self::register(registry, Some(namespace))
+    }
+
+    fn register(registry: &Registry, namespace: Option<&str>) -> Result<Self, ::prometheus::Error> {
+        let opts = |name: &str, help: &str| {
+            let opts = Opts::new(name, help).subsystem("supervisor");
+            match namespace {
+                Some(ns) => opts.namespace(ns),
+                None => opts,
+            }
+        };
+        let states = IntGaugeVec::new(
+            opts(
+                "dn_state_total",
+                "The state of a supervised DN: 1 for its current state, 0 for the others.",
+            ),
+            &["dn", "state"],
+        )?;
+        let transitions = IntCounterVec::new(
+            opts(
+                "dn_state_transition_count",
+                "Transitions of supervised DNs between states.",
+            ),
+            &["dn", "old_state", "new_state"],
+        )?;
+        registry.register(Box::new(states.clone()))?;
+        if let Err(e) = registry.register(Box::new(transitions.clone())) {
+            // Leave the registry as it was.
+            let _ = registry.unregister(Box::new(states));
+            return Err(e);
+        }
+        Ok(PrometheusMetrics {
+            states,
+            transitions,
+            last: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl Metrics for PrometheusMetrics {
+    fn notify_node_state(&self, dn: &str, state: NodeState) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = match last.get_mut(dn) {
+            Some(old) => std::mem::replace(old, state),
+            None => {
+                last.insert(dn.to_owned(), state);
+                NodeState::Dead
+            }
+        };
+        drop(last);
+        for s in NodeState::ALL {
+            self.states
+                .with_label_values(&[dn, s.as_str()])
+                .set(i64::from(s == state));
+        }
+        self.transitions
+            .with_label_values(&[dn, old.as_str(), state.as_str()])
+            .inc();
+    }
+}
+
+impl fmt::Debug for PrometheusMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("PrometheusMetrics")
+            .field("dns", &last.len())
+            .finish()
+    }
+}
