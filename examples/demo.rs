@@ -5,6 +5,9 @@
 //! cargo run --example demo -- --for 5       # stops by itself after 5 seconds
 //! cargo run --example demo -- --port 7000   # echo server on 127.0.0.1:7000
 //! cargo run --example demo -- --logs        # follow the whole log tree live
+//! cargo run --example demo -- --metrics 127.0.0.1:9100   # Prometheus metrics at /metrics
+//! cargo run --example demo -- --status 2     # the tree's status every 2 seconds
+//! cargo run --example demo -- --describe     # the declared tree, then exit
 //! ```
 //!
 //! The tree:
@@ -12,6 +15,7 @@
 //! ```text
 //! root
 //! ├── echo        TCP echo server on loopback (try `nc 127.0.0.1 <port>`)
+//! ├── metrics     serves /metrics with --metrics (otherwise Done at once)
 //! └── workers     starts its children, then is Done
 //!     ├── prober  every second, sends a line to the echo server and checks the reply
 //!     ├── ticker  periodic worker
@@ -25,6 +29,7 @@
 //! `--for`, the tree is cancelled, every runnable returns, and the demo exits 0.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -32,7 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{
-    Context, Metrics, NodeState, Signal, Supervisor, registry, runnable, supervision_tree,
+    Context, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry, runnable,
+    supervision_tree,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,7 +52,8 @@ const USAGE: &str =
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
   --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
   --logs            follow the whole log tree live (concise form, $COLUMNS wide)
-  --status <secs>   print the declared tree with live states every <secs> seconds
+  --metrics <addr>  serve Prometheus metrics at http://<addr>/metrics (a loopback address)
+  --status <secs>   print the tree's status every <secs> seconds
   --describe        print the declared tree and exit";
 
 struct Args {
@@ -55,6 +62,7 @@ struct Args {
     logs: bool,
     status: Option<Duration>,
     describe: bool,
+    metrics: Option<SocketAddr>,
 }
 
 impl Args {
@@ -65,6 +73,7 @@ impl Args {
             logs: false,
             status: None,
             describe: false,
+            metrics: None,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -79,6 +88,18 @@ impl Args {
                 "--status" => parsed.status = Some(seconds("--status", &value("--status")?)?),
                 "--logs" => parsed.logs = true,
                 "--describe" => parsed.describe = true,
+                "--metrics" => {
+                    let v = value("--metrics")?;
+                    let addr: SocketAddr = v.parse().map_err(|_| {
+                        format!("--metrics {v:?}: not an address like 127.0.0.1:9100")
+                    })?;
+                    if !addr.ip().is_loopback() {
+                        return Err(format!(
+                            "--metrics {v:?}: the demo serves metrics on loopback addresses only"
+                        ));
+                    }
+                    parsed.metrics = Some(addr);
+                }
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -132,9 +153,22 @@ async fn main() -> ExitCode {
         .init();
 
     let port = Arc::new(AtomicU16::new(args.port));
-    let sup = Supervisor::builder()
-        .metrics(StatePrinter::spawn())
-        .start(services(port));
+    let registry = prometheus::Registry::new();
+    let mut builder = Supervisor::builder().metrics(StatePrinter::spawn());
+    let endpoint = match args.metrics {
+        Some(addr) => match PrometheusMetrics::new(&registry) {
+            Ok(exporter) => {
+                builder = builder.metrics(exporter);
+                Some(MetricsEndpoint { addr, registry })
+            }
+            Err(e) => {
+                eprintln!("demo: cannot export metrics: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let sup = builder.start(services(port, endpoint));
     if args.logs {
         follow_logs(&sup.log_tree());
     }
@@ -145,7 +179,16 @@ async fn main() -> ExitCode {
             interval.tick().await;
             loop {
                 interval.tick().await;
-                print!("{}", declared.topology().with_states("root", sup.states()));
+                let status = sup.status();
+                print!("{status}");
+                let idle: Vec<String> = declared
+                    .declared_dns("root")
+                    .into_iter()
+                    .filter(|dn| status.get(dn).is_none())
+                    .collect();
+                if !idle.is_empty() {
+                    println!("declared, not running: {}", idle.join(", "));
+                }
             }
         });
     }
@@ -231,8 +274,9 @@ async fn stop_requested(run_for: Option<Duration>) -> &'static str {
 
 supervision_tree! {
     /// The demo's services: what `--describe` prints.
-    fn services(port: Arc<AtomicU16>) {
+    fn services(port: Arc<AtomicU16>, endpoint: Option<MetricsEndpoint>) {
         echo: echo_server(port.clone()),
+        metrics: metrics_endpoint(endpoint.clone()),
         workers {
             prober: prober(port.clone()),
             ticker: ticker(),
@@ -271,6 +315,67 @@ async fn echo_server(ctx: Context, port: Arc<AtomicU16>) -> supervisor::Result {
         connections.shutdown().await;
     }
     Ok(())
+}
+
+/// Where `--metrics` serves what.
+#[derive(Clone)]
+struct MetricsEndpoint {
+    addr: SocketAddr,
+    registry: prometheus::Registry,
+}
+
+/// Serves `GET /metrics` in the Prometheus text format: a runnable of the tree it reports
+/// on. Without `--metrics` it has nothing to do, and says so by being Done.
+#[runnable]
+async fn metrics_endpoint(ctx: Context, endpoint: Option<MetricsEndpoint>) -> supervisor::Result {
+    let Some(MetricsEndpoint { addr, registry }) = endpoint else {
+        ctx.signal(Signal::Healthy);
+        ctx.signal(Signal::Done);
+        return Ok(());
+    };
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!("metrics at http://{}/metrics", listener.local_addr()?);
+    ctx.signal(Signal::Healthy);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = ctx.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        // One request at a time, bounded in time: scrapes are small and rare.
+        let served = tokio::time::timeout(Duration::from_secs(5), serve_metrics(stream, &registry));
+        if let Ok(Err(e)) | Err(e) = served.await.map_err(std::io::Error::from) {
+            tracing::warn!("metrics request failed: {e}");
+        }
+    }
+}
+
+async fn serve_metrics(
+    mut stream: TcpStream,
+    registry: &prometheus::Registry,
+) -> std::io::Result<()> {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        match stream.read(&mut buf).await? {
+            0 => break,
+            n => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let (status, body) = if request.starts_with(b"GET /metrics ") {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .map_err(std::io::Error::other)?;
+        ("200 OK", text)
+    } else {
+        ("404 Not Found", "only /metrics is served here\n".to_owned())
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 async fn echo(mut stream: TcpStream, peer: std::net::SocketAddr) {

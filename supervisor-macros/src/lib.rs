@@ -14,6 +14,7 @@ mod check;
 mod expand;
 mod model;
 mod parse;
+mod test_attr;
 
 use proc_macro::TokenStream;
 
@@ -27,4 +28,10 @@ pub fn runnable(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn supervision_tree(input: TokenStream) -> TokenStream {
     expand::tree(input.into()).into()
+}
+
+/// (Implementation of `supervisor::test`.)
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test_attr::expand(args.into(), item.into()).into()
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::NodeState;
 use crate::activity::Activity;
 use crate::backoff::Backoff;
 use crate::error::StartError;
@@ -16,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::Tree;
+use crate::{NodeState, TreeStatus};
 
 /// A running supervision tree.
 ///
@@ -147,6 +147,12 @@ impl Supervisor {
     /// A snapshot of every node's state, by DN, in DN order.
     pub fn states(&self) -> BTreeMap<String, NodeState> {
         self.shared.tree().states()
+    }
+
+    /// A snapshot of every node for people: state, time in state, restarts, last error.
+    /// `Display` prints it as an indented tree.
+    pub fn status(&self) -> TreeStatus {
+        self.shared.tree().status()
     }
 
     /// The DNs whose runnable is running now (has been started and has not returned), in

@@ -79,7 +79,11 @@ pub mod registry;
 mod runnable;
 mod shared;
 mod state;
+mod status;
 mod task;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod tree;
 
 #[doc(hidden)]
@@ -96,6 +100,11 @@ pub use supervisor_macros::runnable;
 #[doc = include_str!("../docs/supervision_tree.md")]
 pub use supervisor_macros::supervision_tree;
 
+#[cfg(all(feature = "macros", feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "macros", feature = "testing"))))]
+#[doc = include_str!("../docs/test.md")]
+pub use supervisor_macros::test;
+
 pub use backoff::Backoff;
 #[cfg(feature = "process")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process")))]
@@ -110,6 +119,7 @@ pub use metrics::PrometheusMetrics;
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use runnable::Runnable;
 pub use state::{NodeState, Signal};
+pub use status::{NodeStatus, TreeStatus};
 pub use tokio_util::sync::CancellationToken;
 
 /// The error a runnable returns: any error, boxed.

@@ -21,3 +21,9 @@ impl<T: Clone + Send + Sync + 'static> RunnableArg for T {}
 pub fn clone_arg<T: RunnableArg>(arg: &T) -> T {
     arg.clone()
 }
+
+/// What `#[supervisor::test]` expands to.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::testing::{RuntimeOptions, TestReturn, run_body, run_root};
+}

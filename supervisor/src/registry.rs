@@ -115,6 +115,36 @@ pub fn find(name: &str) -> Option<&'static Declaration> {
 }
 
 impl Declaration {
+    /// The DNs this declaration declares when it runs at `dn` (`root` for a supervisor's
+    /// root), expanding children that call other declarations, in declaration order.
+    pub fn declared_dns(&'static self, dn: &str) -> Vec<String> {
+        fn walk(c: &Contents, at: &str, seen: &mut BTreeSet<&'static str>, out: &mut Vec<String>) {
+            for child in c.children {
+                let dn = format!("{at}.{}", child.name);
+                out.push(dn.clone());
+                match &child.kind {
+                    ChildKind::Structure(sub) => walk(sub, &dn, seen, out),
+                    ChildKind::Runnable { callee, .. } => {
+                        if let Some(d) = callee.and_then(find) {
+                            if seen.insert(d.name) {
+                                walk(&d.contents, &dn, seen, out);
+                                seen.remove(d.name);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = vec![dn.to_owned()];
+        walk(
+            &self.contents,
+            dn,
+            &mut BTreeSet::from([self.name]),
+            &mut out,
+        );
+        out
+    }
+
     /// The declared tree below this declaration, expanding children that call other
     /// declarations; `Display` prints it indented.
     pub fn topology(&'static self) -> Topology {

@@ -25,6 +25,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Busy, TaskWake};
@@ -34,6 +35,7 @@ use crate::group::Group;
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
 use crate::runnable::DynRunnable;
+use crate::status::{NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
@@ -65,6 +67,12 @@ struct Node {
     runnable: Arc<dyn DynRunnable>,
     backoff: BackoffState,
     incarnation: u64,
+    /// When the node entered its state.
+    since: Instant,
+    /// How often the node has been started again.
+    restarts: u32,
+    /// Why it last failed.
+    last_error: Option<Arc<str>>,
 }
 
 /// A task to spawn for a node incarnation that has just been (re)started.
@@ -177,6 +185,7 @@ impl Tree {
             return;
         }
         node.state = state;
+        node.since = Instant::now();
         self.notify(id, state);
     }
 
@@ -223,6 +232,9 @@ impl Tree {
             runnable,
             backoff: BackoffState::new(backoff),
             incarnation: 0,
+            since: Instant::now(),
+            restarts: 0,
+            last_error: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -440,6 +452,7 @@ impl Tree {
     /// Marks `id` dead and cancels it and its group siblings.
     fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) {
         self.set_state(id, NodeState::Dead);
+        self.node_mut(id).last_error = Some(failure.to_string().into());
         let node = self.node(id);
         node.token.cancel();
         effects.notes.push(Note::Failed {
@@ -526,6 +539,7 @@ impl Tree {
         node.token = token;
         node.failed = false;
         node.restart_pending = false;
+        node.restarts += 1;
         self.set_state(id, NodeState::New);
         effects.starts.push(self.launch(id));
     }
@@ -586,6 +600,25 @@ impl Tree {
             .flatten()
             .map(|n| (n.dn.to_string(), n.state))
             .collect()
+    }
+
+    pub(crate) fn status(&self) -> TreeStatus {
+        let now = Instant::now();
+        let mut nodes: Vec<NodeStatus> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|n| NodeStatus {
+                dn: n.dn.to_string(),
+                state: n.state,
+                in_state: now.saturating_duration_since(n.since),
+                restarts: n.restarts,
+                last_error: n.last_error.as_deref().map(str::to_owned),
+                running: n.running,
+            })
+            .collect();
+        nodes.sort_unstable_by(|a, b| a.dn.cmp(&b.dn));
+        TreeStatus { nodes }
     }
 
     pub(crate) fn live(&self) -> Vec<String> {

@@ -7,6 +7,7 @@ mod backoff;
 #[cfg(target_os = "linux")]
 mod command;
 mod groups;
+mod harness;
 mod logtree_bounds;
 mod logtree_scenarios;
 mod logtree_stream;

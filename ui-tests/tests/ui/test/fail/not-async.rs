@@ -1,0 +1,4 @@
+#[supervisor::test]
+fn not_async() {}
+
+fn main() {}
