@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench workloads                        # about a minute
 //! SUPERVISOR_BENCH_FULL=1 cargo bench --bench workloads   # adds W7 at 1,000,000 runnables
+//! SUPERVISOR_BENCH_ONLY=w1,w6 cargo bench --bench workloads   # only these (w7 is w1+w6 large)
 //! ```
 //!
 //! Everything runs on tokio's current-thread runtime, as the floors' reference figures were
@@ -13,6 +14,10 @@
 //! Memory is the growth of the resident set while the runnables are alive, divided by their
 //! number, each measured in a fresh process of this benchmark (Linux; `-` elsewhere), so that
 //! memory freed by an earlier measurement does not flatter a later one.
+
+// A benchmark may stop at the first broken assumption; the rule against `unwrap` guards the
+// supervisor's own code paths.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,17 +58,33 @@ fn main() {
         return;
     }
     let full = std::env::var_os("SUPERVISOR_BENCH_FULL").is_some();
+    let only = std::env::var("SUPERVISOR_BENCH_ONLY").unwrap_or_default();
+    let run = |w: &str| only.is_empty() || only.split(',').any(|o| o.trim() == w);
     let mut table = Table::default();
     rt.block_on(async {
-        w1(&mut table, 10_000).await;
-        w2(&mut table).await;
-        w3(&mut table).await;
-        w4(&mut table).await;
-        w5(&mut table).await;
-        w6(&mut table, 10_000).await;
-        for n in [100_000usize].into_iter().chain(full.then_some(1_000_000)) {
-            w1(&mut table, n).await;
-            w6(&mut table, n).await;
+        if run("w1") {
+            w1(&mut table, 10_000).await;
+        }
+        if run("w2") {
+            w2(&mut table).await;
+        }
+        if run("w3") {
+            w3(&mut table).await;
+        }
+        if run("w4") {
+            w4(&mut table).await;
+        }
+        if run("w5") {
+            w5(&mut table).await;
+        }
+        if run("w6") {
+            w6(&mut table, 10_000).await;
+        }
+        if run("w7") {
+            for n in [100_000usize].into_iter().chain(full.then_some(1_000_000)) {
+                w1(&mut table, n).await;
+                w6(&mut table, n).await;
+            }
         }
     });
     table.print();

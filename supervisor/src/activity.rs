@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     busy: AtomicUsize,
+    /// Callers inside `settled`: only they need telling, and telling costs a lock.
+    waiters: AtomicUsize,
     idle: Notify,
 }
 
@@ -28,9 +30,15 @@ impl Activity {
     }
 
     pub(crate) fn leave(&self) {
-        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 && self.waiters.load(Ordering::SeqCst) > 0
+        {
             self.idle.notify_waiters();
         }
+    }
+
+    /// Units of work outstanding now.
+    pub(crate) fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
     }
 
     /// Takes a unit of work that lasts as long as the returned guard.
@@ -40,16 +48,28 @@ impl Activity {
     }
 
     pub(crate) async fn settled(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);
-            // Register before looking, so a drop to zero in between is not missed.
+            // Register, then count as a waiter (above), then look: a drop to zero after the
+            // look sees the waiter and notifies the registered future.
             notified.as_mut().enable();
             if self.busy.load(Ordering::SeqCst) == 0 {
                 return;
             }
             notified.await;
         }
+    }
+}
+
+/// Counts a caller of `settled` for as long as it waits (also if its future is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -7,10 +7,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Span;
 
 use crate::Signal;
+use crate::backoff::Backoff;
 use crate::error::RunError;
 use crate::group::Group;
 use crate::logtree::{DnMeta, LogTree, Logger, RawLogger};
-use crate::runnable::Runnable;
+use crate::runnable::{DynRunnable, Runnable};
 use crate::shared::Shared;
 use crate::tree::{Key, Signalled};
 
@@ -134,7 +135,8 @@ impl Context {
     /// # let _ = parent;
     /// ```
     pub fn run<R: Runnable>(&self, name: &str, runnable: R) -> Result<(), RunError> {
-        self.run_group(Group::new().add(name, runnable))
+        let member: [(&str, Arc<dyn DynRunnable>); 1] = [(name, Arc::new(runnable))];
+        self.start(&member, None)
     }
 
     /// Starts every member of `group` as a child of this node, at `<dn>.<name>`.
@@ -145,7 +147,19 @@ impl Context {
     /// group is started. Children are forgotten when this node restarts; the new
     /// incarnation starts its own.
     pub fn run_group(&self, group: Group) -> Result<(), RunError> {
-        let starts = self.inner.shared.tree().run_group(self.inner.key, group)?;
+        self.start(&group.members, group.backoff.as_ref())
+    }
+
+    fn start<S: AsRef<str>>(
+        &self,
+        members: &[(S, Arc<dyn DynRunnable>)],
+        backoff: Option<&Backoff>,
+    ) -> Result<(), RunError> {
+        let starts = self
+            .inner
+            .shared
+            .tree()
+            .run_group(self.inner.key, members, backoff)?;
         for start in starts {
             self.inner.shared.spawn(start);
         }

@@ -168,6 +168,7 @@ impl fmt::Debug for Supervisor {
         f.debug_struct("Supervisor")
             .field("cancelled", &self.is_cancelled())
             .field("live_runnables", &self.shared.tree().live().len())
+            .field("pending_work", &self.shared.activity.busy())
             .finish()
     }
 }

@@ -72,6 +72,7 @@ mod context;
 mod error;
 mod group;
 mod handle;
+mod hash;
 pub mod logtree;
 mod metrics;
 mod name;

@@ -35,6 +35,11 @@ pub enum NodeState {
     Healthy,
     /// Failed: returned an error, returned when it should not have, panicked, signalled
     /// illegally, or was aborted after ignoring cancellation.
+    ///
+    /// A failure cancels the node's subtree and its group siblings, which all restart. A
+    /// node that fails only on its way out, after its context was cancelled (aborted after
+    /// the grace period, or returning an error other than the cancellation error), is
+    /// `Dead` too but cancels nothing more: whatever cancelled it has dealt with its group.
     Dead,
     /// Signalled [`Signal::Done`]: it has nothing left to do and is not restarted on its own.
     Done,

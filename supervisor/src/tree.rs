@@ -20,7 +20,7 @@
 //!   would be undone by its own restart. Restart is decided on events (an exit, a sibling's
 //!   cancellation, a backoff timer), never by polling.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{Activity, Busy, TaskWake};
 use crate::backoff::{Backoff, BackoffState, Rng};
 use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
-use crate::group::Group;
+use crate::hash::FastMap;
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
 use crate::runnable::DynRunnable;
@@ -56,7 +56,7 @@ struct Node {
     /// Children, group by group, in start order.
     groups: Vec<Vec<NodeId>>,
     /// Every name taken below this incarnation: children and sub-loggers.
-    names: HashMap<Box<str>, NameUse>,
+    names: FastMap<Box<str>, NameUse>,
     state: NodeState,
     /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
     failed: bool,
@@ -136,6 +136,8 @@ pub(crate) struct Tree {
     activity: Arc<Activity>,
     /// The supervisor's own token: the root's parent.
     token: CancellationToken,
+    /// Where DNs are assembled, to allocate each only once.
+    scratch: String,
 }
 
 impl Tree {
@@ -154,6 +156,7 @@ impl Tree {
             metrics,
             activity,
             token,
+            scratch: String::new(),
         }
     }
 
@@ -222,7 +225,7 @@ impl Tree {
             parent,
             group,
             groups: Vec::new(),
-            names: HashMap::new(),
+            names: FastMap::default(),
             state: NodeState::New,
             failed: false,
             running: false,
@@ -288,62 +291,73 @@ impl Tree {
         self.launch(id)
     }
 
-    pub(crate) fn run_group(&mut self, key: Key, group: Group) -> Result<Vec<Start>, RunError> {
+    /// Starts `members` as one group of children of `key`, all or none.
+    pub(crate) fn run_group<S: AsRef<str>>(
+        &mut self,
+        key: Key,
+        members: &[(S, Arc<dyn DynRunnable>)],
+        backoff: Option<&Backoff>,
+    ) -> Result<Vec<Start>, RunError> {
         let Some(parent) = self.current(key) else {
             return Err(self.stale(key));
         };
-        for (i, (name, _)) in group.members.iter().enumerate() {
+        for (i, (name, _)) in members.iter().enumerate() {
+            let name = name.as_ref();
             let refuse = |by| RunError::NameTaken {
                 parent: parent.dn.to_string(),
-                name: name.clone(),
+                name: name.to_owned(),
                 by,
                 wanted: NameUse::Child,
             };
             if !is_valid_name(name) {
                 return Err(RunError::InvalidName {
                     parent: parent.dn.to_string(),
-                    name: name.clone(),
+                    name: name.to_owned(),
                     wanted: NameUse::Child,
                 });
             }
-            if let Some(&by) = parent.names.get(name.as_str()) {
+            if let Some(&by) = parent.names.get(name) {
                 return Err(refuse(by));
             }
-            if group.members[..i].iter().any(|(n, _)| n == name) {
+            if members[..i].iter().any(|(n, _)| n.as_ref() == name) {
                 return Err(refuse(NameUse::Child));
             }
         }
-        let Some((first, _)) = group.members.first() else {
+        let Some((first, _)) = members.first() else {
             return Ok(Vec::new());
         };
         if parent.state != NodeState::New || !parent.running {
             return Err(RunError::NotNew {
                 parent: parent.dn.to_string(),
-                name: first.clone(),
+                name: first.as_ref().to_owned(),
                 state: parent.state,
             });
         }
         let parent_dn = parent.dn.clone();
         let parent_token = parent.token.clone();
         let group_index = parent.groups.len();
-        let backoff = group
-            .backoff
-            .unwrap_or_else(|| self.default_backoff.clone());
-        let mut ids = Vec::with_capacity(group.members.len());
-        let mut starts = Vec::with_capacity(group.members.len());
-        for (name, runnable) in group.members {
-            let dn: Arc<str> = format!("{parent_dn}.{name}").into();
+        let backoff = backoff.unwrap_or(&self.default_backoff).clone();
+        let mut ids = Vec::with_capacity(members.len());
+        let mut starts = Vec::with_capacity(members.len());
+        for (name, runnable) in members {
+            let name = name.as_ref();
+            let mut dn = std::mem::take(&mut self.scratch);
+            dn.clear();
+            dn.push_str(&parent_dn);
+            dn.push('.');
+            dn.push_str(name);
             let id = self.insert(
-                dn,
+                Arc::from(dn.as_str()),
                 Some(key.id),
                 group_index,
                 parent_token.child_token(),
-                runnable,
+                runnable.clone(),
                 backoff.clone(),
             );
+            self.scratch = dn;
             self.node_mut(key.id)
                 .names
-                .insert(name.into_boxed_str(), NameUse::Child);
+                .insert(name.into(), NameUse::Child);
             ids.push(id);
             starts.push(self.launch(id));
         }
@@ -413,7 +427,9 @@ impl Tree {
             (state, signal) => {
                 let mut effects = Effects::default();
                 self.node_mut(key.id).failed = true;
-                self.fail(key.id, Failure::IllegalSignal(signal, state), &mut effects);
+                let siblings =
+                    self.fail(key.id, Failure::IllegalSignal(signal, state), &mut effects);
+                self.restart_all(siblings, &mut effects);
                 Signalled::Failed(effects)
             }
         }
@@ -441,32 +457,69 @@ impl Tree {
             Outcome::Aborted(grace) => Err(Failure::Aborted(grace)),
         };
         self.set_running(key.id, false);
-        match ending {
-            Ok(state) => self.set_state(key.id, state),
+        let siblings = match ending {
+            Ok(state) => {
+                self.set_state(key.id, state);
+                Vec::new()
+            }
+            // Failing on the way out after a cancellation (aborted after the grace period,
+            // or an error other than the cancellation error) is recorded, but is not a new
+            // failure of the group: whatever cancelled the node has dealt with its siblings,
+            // and cancelling them again would restart healthy neighbours once more for
+            // each slow one (and two slow siblings would abort each other forever).
+            Err(failure) if cancelled => {
+                self.record_failure(key.id, failure, &mut effects);
+                Vec::new()
+            }
             Err(failure) => self.fail(key.id, failure, &mut effects),
-        }
-        self.restart_from(key.id, &mut effects);
+        };
+        self.restart_all(std::iter::once(key).chain(siblings), &mut effects);
         effects
     }
 
-    /// Marks `id` dead and cancels it and its group siblings.
-    fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) {
-        self.set_state(id, NodeState::Dead);
-        self.node_mut(id).last_error = Some(failure.to_string().into());
+    /// Marks `id` dead and cancels it and its group siblings. Returns the siblings: one that
+    /// has already returned (Done) sends no event of its own, so the caller checks whether
+    /// they can restart — after this, as a restart forgets nodes.
+    fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
+        self.record_failure(id, failure, effects);
         let node = self.node(id);
         node.token.cancel();
+        let Some(parent) = node.parent else {
+            return Vec::new();
+        };
+        let siblings: Vec<Key> = self.node(parent).groups[node.group]
+            .iter()
+            .filter(|&&s| s != id)
+            .map(|&s| {
+                let sibling = self.node(s);
+                sibling.token.cancel();
+                Key {
+                    id: s,
+                    incarnation: sibling.incarnation,
+                }
+            })
+            .collect();
+        siblings
+    }
+
+    /// Marks `id` dead, with `failure` as its last error and a note to log.
+    fn record_failure(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) {
+        self.set_state(id, NodeState::Dead);
+        let node = self.node_mut(id);
+        node.last_error = Some(failure.to_string().into());
         effects.notes.push(Note::Failed {
             dn: node.dn.clone(),
             failure,
         });
-        let Some(parent) = node.parent else {
-            return;
-        };
-        let siblings = self.node(parent).groups[node.group].clone();
-        for sibling in siblings.into_iter().filter(|&s| s != id) {
-            self.node(sibling).token.cancel();
-            // A sibling that has already returned (Done) sends no event of its own.
-            self.restart_from(sibling, effects);
+    }
+
+    /// Restarts what the failure or exit of a node, and the cancellation of `nodes`, may
+    /// have made ready. Each restart can forget nodes, so each is looked up again first.
+    fn restart_all(&mut self, nodes: impl IntoIterator<Item = Key>, effects: &mut Effects) {
+        for key in nodes {
+            if self.current(key).is_some() {
+                self.restart_from(key.id, effects);
+            }
         }
     }
 

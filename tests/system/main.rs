@@ -14,6 +14,7 @@ mod logtree_stream;
 mod logtree_supervised;
 mod macros;
 mod metrics;
+mod model;
 mod names;
 mod panics;
 mod prometheus;

@@ -94,10 +94,19 @@ async fn an_aborted_runnable_is_restarted_when_the_tree_is_not_shutting_down() {
     sup.settled().await;
     failing.send(Cmd::Fail("x"));
     sup.settled().await;
-    // Failing restarts after its backoff; stubborn is aborted after the grace period, which
-    // is a failure of its own (Dead), so it cancels failing once more. Each restarts when
-    // its own subtree has returned (DESIGN §4).
-    assert_eq!((stubborn.starts(), failing.starts()), (2, 3));
+    // Failing restarts after its backoff; stubborn is aborted after the grace period and
+    // ends Dead, but as it was already cancelled, its abort does not restart failing again.
+    assert_eq!((stubborn.starts(), failing.starts()), (2, 2));
+    let history = sup.status();
+    assert_eq!(
+        history
+            .get("root.stubborn")
+            .and_then(|s| s.last_error.clone())
+            .as_deref(),
+        Some(
+            "aborted: did not return within the shutdown grace period (5s) after its context was cancelled"
+        )
+    );
     assert_eq!(state(&sup, "root.stubborn"), NodeState::Healthy);
     shut_down(sup).await;
 }

@@ -50,7 +50,6 @@ mod reader;
 mod route;
 mod time;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -65,6 +64,7 @@ pub use route::LogTreeLayer;
 pub(crate) use route::{Routing, runnable_span};
 
 use crate::error::ConfigError;
+use crate::hash::FastMap;
 use crate::name::{NAME_RULE, Shown, is_valid_name};
 use journal::{Journal, Limits};
 
@@ -92,7 +92,7 @@ pub(crate) struct Inner {
 /// runnables come and go under ever new names does not grow without end.
 #[derive(Default)]
 struct DnIndex {
-    map: HashMap<Arc<str>, Arc<DnMeta>>,
+    map: FastMap<Arc<str>, Arc<DnMeta>>,
     sweep_at: usize,
 }
 

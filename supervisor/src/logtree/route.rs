@@ -288,10 +288,10 @@ pub(crate) struct Routing {
 impl Routing {
     /// Makes sure the current dispatcher routes runnable events until the guard drops.
     pub(crate) fn enter() -> Routing {
-        if dispatcher::get_default(|d| d.is::<LogTreeLayer>()) {
+        let outer = dispatcher::get_default(|d| (!d.is::<LogTreeLayer>()).then(|| d.clone()));
+        let Some(outer) = outer else {
             return Routing { _guard: None };
-        }
-        let outer = dispatcher::get_default(Dispatch::clone);
+        };
         OUTER.with(|o| o.borrow_mut().push(outer));
         Routing {
             _guard: Some(dispatcher::set_default(fallback())),
