@@ -4,6 +4,7 @@
 //! transitions, never sleeps.
 
 mod backoff;
+mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
 mod groups;
@@ -26,4 +27,5 @@ mod shutdown;
 mod signals;
 mod spans;
 mod stale;
+mod storm;
 mod support;

@@ -77,3 +77,70 @@ async fn a_healthy_runnable_keeps_answering_next_to_misbehaving_ones() {
     assert!(five_children > 0);
     shut_down(sup).await;
 }
+
+/// A healthy runnable keeps answering within a bound while one neighbour logs as fast as it
+/// can and another blocks its worker thread for long stretches. Two worker threads: the
+/// blocked one loses its queue to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_runnable_keeps_answering_next_to_a_flood_and_a_blocker() {
+    const BOUND: Duration = Duration::from_secs(2);
+    let (ping_tx, ping_rx) = mpsc::channel::<oneshot::Sender<()>>(1);
+    let ping_rx = std::sync::Arc::new(tokio::sync::Mutex::new(ping_rx));
+    let sup = Supervisor::builder()
+        .shutdown_grace(Duration::from_millis(500))
+        .start(tree(move |ctx| {
+            let ping_rx = ping_rx.clone();
+            ctx.run("healthy", move |ctx: Context| {
+                let ping_rx = ping_rx.clone();
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    let mut rx = ping_rx.lock().await;
+                    loop {
+                        tokio::select! {
+                            () = ctx.cancelled() => return Ok(()),
+                            Some(reply) = rx.recv() => { let _ = reply.send(()); }
+                        }
+                    }
+                }
+            })?;
+            ctx.run("flood", |ctx: Context| async move {
+                ctx.signal(Signal::Healthy);
+                let mut n = 0u64;
+                while !ctx.is_cancelled() {
+                    tracing::info!(n, "flooding the log tree");
+                    n += 1;
+                    if n.is_multiple_of(1000) {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                Ok(())
+            })?;
+            ctx.run("blocker", |ctx: Context| async move {
+                ctx.signal(Signal::Healthy);
+                while !ctx.is_cancelled() {
+                    // Blocks the worker thread it runs on: a programming error.
+                    std::thread::sleep(Duration::from_millis(100));
+                    tokio::task::yield_now().await;
+                }
+                Ok(())
+            })
+        }));
+    for round in 0..20 {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let answered = tokio::time::timeout(BOUND, async {
+            ping_tx.send(reply_tx).await.expect("healthy is gone");
+            reply_rx.await
+        })
+        .await;
+        assert!(
+            matches!(answered, Ok(Ok(()))),
+            "round {round}: no answer within {BOUND:?}"
+        );
+    }
+    let usage = sup.log_tree().usage();
+    assert!(
+        usage.entries <= 8192 + 64,
+        "the flood is bounded by retention: {usage:?}"
+    );
+    shut_down(sup).await;
+}
