@@ -161,6 +161,31 @@ async fn a_subscriber_without_the_layer_still_sees_runnable_events() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn supervisor_events_reach_a_subscriber_without_the_layer_whenever_it_appears() {
+    // First with no subscriber at all: the supervisor's events have nobody to go to.
+    let one = Remote::healthy();
+    let o = one.clone();
+    let sup = Supervisor::new(tree(move |ctx| ctx.run("one", o.runnable())));
+    sup.settled().await;
+    one.send(Cmd::Fail("unseen"));
+    sup.settled().await;
+    // Then an application subscriber arrives: it must see them from now on.
+    let (captured, _guard) = crate::support::capture_without_layer();
+    one.send(Cmd::Fail("seen"));
+    sup.settled().await;
+    assert!(
+        captured
+            .records()
+            .iter()
+            .any(|r| r.target == "supervisor"
+                && r.message == "root.one failed: returned error: seen"),
+        "{:?}",
+        captured.records()
+    );
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn log_crate_records_reach_the_tree_through_the_tracing_bridge() {
     // What `tracing_subscriber::fmt().init()` does for an application.
     let _ = tracing_log::LogTracer::init();

@@ -228,6 +228,29 @@ impl<S> Layer<S> for Fallback
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// The supervisor's own events never sit in a runnable span, so the fallback only
+    /// forwards them: when the dispatcher it forwards to would ignore them, they are not
+    /// even built.
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        // Whether the forwarded-to dispatcher wants these changes with the thread and the
+        // poll: ask every time rather than once per callsite.
+        if metadata.is_event() && metadata.target() == TARGET {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::always()
+        }
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
+        if !(metadata.is_event() && metadata.target() == TARGET) {
+            return true;
+        }
+        OUTER.with(|outer| outer.borrow().last().is_some_and(|o| o.enabled(metadata)))
+    }
+
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
         OUTER.with(|outer| {
             if let Some(outer) = outer.borrow().last() {
