@@ -169,7 +169,8 @@ impl Context {
     /// Tells the supervisor how this runnable is doing; see [`Signal`].
     ///
     /// An illegal signal (`Healthy` twice, `Done` before `Healthy`, `Done` twice) fails the
-    /// node: it becomes `Dead` at once, its context and its group siblings' are cancelled,
+    /// node: it becomes `Dead` at once, its context and its group siblings' are cancelled
+    /// (unless it was already being cancelled: see [`NodeState::Dead`](crate::NodeState::Dead)),
     /// and it stays `Dead` whatever it then returns. Signals from a stale context are
     /// ignored (and logged at `supervisor`).
     pub fn signal(&self, signal: Signal) {

@@ -462,15 +462,6 @@ impl Tree {
                 self.set_state(key.id, state);
                 Vec::new()
             }
-            // Failing on the way out after a cancellation (aborted after the grace period,
-            // or an error other than the cancellation error) is recorded, but is not a new
-            // failure of the group: whatever cancelled the node has dealt with its siblings,
-            // and cancelling them again would restart healthy neighbours once more for
-            // each slow one (and two slow siblings would abort each other forever).
-            Err(failure) if cancelled => {
-                self.record_failure(key.id, failure, &mut effects);
-                Vec::new()
-            }
             Err(failure) => self.fail(key.id, failure, &mut effects),
         };
         self.restart_all(std::iter::once(key).chain(siblings), &mut effects);
@@ -480,9 +471,25 @@ impl Tree {
     /// Marks `id` dead and cancels it and its group siblings. Returns the siblings: one that
     /// has already returned (Done) sends no event of its own, so the caller checks whether
     /// they can restart — after this, as a restart forgets nodes.
+    ///
+    /// A node that fails after its context was cancelled (aborted after the grace period,
+    /// an error other than the cancellation error on its way out, a wrong signal during
+    /// shutdown) is recorded dead, but its failure is not a new failure of its group:
+    /// whatever cancelled it has dealt with its siblings, and cancelling them again would
+    /// restart healthy neighbours once more for each slow one (two slow siblings would
+    /// abort each other forever).
     fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
-        self.record_failure(id, failure, effects);
+        self.set_state(id, NodeState::Dead);
+        let node = self.node_mut(id);
+        node.last_error = Some(failure.to_string().into());
+        effects.notes.push(Note::Failed {
+            dn: node.dn.clone(),
+            failure,
+        });
         let node = self.node(id);
+        if node.token.is_cancelled() {
+            return Vec::new();
+        }
         node.token.cancel();
         let Some(parent) = node.parent else {
             return Vec::new();
@@ -500,17 +507,6 @@ impl Tree {
             })
             .collect();
         siblings
-    }
-
-    /// Marks `id` dead, with `failure` as its last error and a note to log.
-    fn record_failure(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) {
-        self.set_state(id, NodeState::Dead);
-        let node = self.node_mut(id);
-        node.last_error = Some(failure.to_string().into());
-        effects.notes.push(Note::Failed {
-            dn: node.dn.clone(),
-            failure,
-        });
     }
 
     /// Restarts what the failure or exit of a node, and the cancellation of `nodes`, may

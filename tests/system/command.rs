@@ -17,11 +17,7 @@ fn sh(script: &str) -> Command {
 }
 
 fn text(e: &LogEntry) -> String {
-    match (e.leveled(), e.raw()) {
-        (Some(l), _) => l.message().to_owned(),
-        (_, Some(r)) => r.data().to_owned(),
-        _ => unreachable!(),
-    }
+    e.message().to_owned()
 }
 
 /// Follows `dn` (with children) until `done` says the entries so far are enough.

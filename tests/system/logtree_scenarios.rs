@@ -5,14 +5,7 @@ use std::io::Write;
 use supervisor::logtree::{LogEntry, LogError, LogTree, ReadOptions, Severity};
 
 fn messages(entries: &[LogEntry]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| match (e.leveled(), e.raw()) {
-            (Some(l), _) => l.message().to_owned(),
-            (_, Some(r)) => r.data().to_owned(),
-            _ => unreachable!(),
-        })
-        .collect()
+    entries.iter().map(|e| e.message().to_owned()).collect()
 }
 
 fn all(tree: &LogTree, dn: &str) -> Vec<LogEntry> {

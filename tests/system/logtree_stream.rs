@@ -12,11 +12,7 @@ fn entry(item: Option<Streamed>) -> LogEntry {
 }
 
 fn text(e: &LogEntry) -> String {
-    match (e.leveled(), e.raw()) {
-        (Some(l), _) => l.message().to_owned(),
-        (_, Some(r)) => r.data().to_owned(),
-        _ => unreachable!(),
-    }
+    e.message().to_owned()
 }
 
 #[tokio::test]

@@ -18,11 +18,7 @@ fn entries(tree: &LogTree, dn: &str) -> Vec<LogEntry> {
 fn texts(tree: &LogTree, dn: &str) -> Vec<String> {
     entries(tree, dn)
         .iter()
-        .map(|e| match (e.leveled(), e.raw()) {
-            (Some(l), _) => l.message().to_owned(),
-            (_, Some(r)) => r.data().to_owned(),
-            _ => unreachable!(),
-        })
+        .map(|e| e.message().to_owned())
         .collect()
 }
 

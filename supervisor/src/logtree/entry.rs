@@ -112,6 +112,14 @@ impl LogEntry {
         self.0.seq
     }
 
+    /// The text: a leveled entry's message (its lines joined by `\n`), or a raw entry's line.
+    pub fn message(&self) -> &str {
+        match &self.0.payload {
+            Payload::Leveled(l) => &l.message,
+            Payload::Raw(r) => &r.data,
+        }
+    }
+
     /// The leveled entry, if this is one.
     pub fn leveled(&self) -> Option<&LeveledEntry> {
         match &self.0.payload {
