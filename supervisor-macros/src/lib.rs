@@ -18,19 +18,22 @@ mod test_attr;
 
 use proc_macro::TokenStream;
 
-/// (Implementation of `supervisor::runnable`.)
+// Documented where `supervisor` re-exports it: docs here would be appended to those.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn runnable(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::runnable(args.into(), item.into()).into()
 }
 
-/// (Implementation of `supervisor::supervision_tree`.)
+// Documented where `supervisor` re-exports it: docs here would be appended to those.
+#[allow(missing_docs)]
 #[proc_macro]
 pub fn supervision_tree(input: TokenStream) -> TokenStream {
     expand::tree(input.into()).into()
 }
 
-/// (Implementation of `supervisor::test`.)
+// Documented where `supervisor` re-exports it: docs here would be appended to those.
+#[allow(missing_docs)]
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     test_attr::expand(args.into(), item.into()).into()
