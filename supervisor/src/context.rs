@@ -1,7 +1,7 @@
 //! What a runnable gets: its place in the tree, its cancellation, and its way to act on it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Span;
@@ -10,7 +10,7 @@ use crate::Signal;
 use crate::backoff::Backoff;
 use crate::error::RunError;
 use crate::group::Group;
-use crate::logtree::{DnMeta, LogTree, Logger, RawLogger};
+use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteHandle, Routing, runnable_span};
 use crate::runnable::{DynRunnable, Runnable};
 use crate::shared::Shared;
 use crate::tree::{Key, Signalled};
@@ -57,7 +57,10 @@ struct Inner {
     key: Key,
     meta: Arc<DnMeta>,
     token: CancellationToken,
-    span: Span,
+    route: RouteHandle,
+    /// Made when first needed: when an application subscriber routes by span, or when
+    /// asked for. Without one, the supervisor routes the runnable's events itself.
+    span: OnceLock<Span>,
 }
 
 impl Context {
@@ -66,22 +69,39 @@ impl Context {
         key: Key,
         meta: Arc<DnMeta>,
         token: CancellationToken,
-        span: Span,
     ) -> Self {
+        let route = RouteHandle::new(&shared.log_tree, &meta);
         Context {
             inner: Arc::new(Inner {
                 shared,
                 key,
                 meta,
                 token,
-                span,
+                route,
+                span: OnceLock::new(),
             }),
         }
     }
 
-    /// The `tracing` span this incarnation runs in; it carries the DN.
+    pub(crate) fn route(&self) -> &RouteHandle {
+        &self.inner.route
+    }
+
+    /// The span, if it has been made.
+    pub(crate) fn span_if_made(&self) -> Option<&Span> {
+        self.inner.span.get()
+    }
+
+    /// The `tracing` span of this incarnation (`runnable`, with a `dn` field): attach it to
+    /// tasks the runnable spawns (`.instrument(ctx.span().clone())`) and their events land at
+    /// this DN too. The runnable itself runs in it whenever an application subscriber is
+    /// watching (one with [`LogTreeLayer`](crate::logtree::LogTreeLayer)); otherwise it is
+    /// made on first use, as routing needs no span then.
     pub fn span(&self) -> &Span {
-        &self.inner.span
+        self.inner.span.get_or_init(|| {
+            let _routing = Routing::enter(None);
+            runnable_span(&self.inner.route)
+        })
     }
 
     /// This node's distinguished name, e.g. `root.net.dhcp`.

@@ -54,7 +54,9 @@
 //!   cancelled ones at once. This is event driven: nothing polls.
 //! - [`Supervisor::cancel`] stops everything; runnables that ignore it are aborted after
 //!   the shutdown grace period. [`Supervisor::wait`] outlasts every task it spawned.
-//! - Every runnable runs inside a `tracing` span named `runnable` with a `dn` field.
+//! - `tracing` events inside a runnable land in its log at its DN. Under an application
+//!   subscriber with [`logtree::LogTreeLayer`] the runnable runs in a span named
+//!   `runnable` with a `dn` field; [`Context::span`] gives it for spawned tasks.
 //!
 //! # Runtime
 //!

@@ -18,16 +18,15 @@ use tracing::Span;
 use crate::Context;
 use crate::activity::{Busy, TaskWake};
 use crate::error::panic_message;
-use crate::logtree::{Routing, runnable_span};
-use crate::runnable::BoxFuture;
+use crate::logtree::Routing;
+use crate::runnable::{BoxFuture, DynRunnable};
 use crate::shared::Shared;
 use crate::tree::{Key, Outcome, Start};
 
 enum Stage {
     /// Not polled yet: the runnable is called on the first poll, inside the task, so that
-    /// a panic in the call itself is caught like any other, and its span is made there,
-    /// with routing in effect.
-    Start(Start),
+    /// a panic in the call itself is caught like any other.
+    Start(Arc<dyn DynRunnable>),
     Running(BoxFuture),
     Finished,
 }
@@ -36,7 +35,7 @@ pin_project! {
     pub(crate) struct RunnableTask {
         shared: Arc<Shared>,
         key: Key,
-        span: Span,
+        ctx: Context,
         stage: Stage,
         #[pin]
         cancelled: WaitForCancellationFutureOwned,
@@ -52,11 +51,13 @@ pin_project! {
 impl RunnableTask {
     pub(crate) fn new(shared: Arc<Shared>, start: Start) -> Self {
         let wake = start.wake.clone();
+        let meta = shared.log_tree.meta_of_node(&start.dn);
+        let ctx = Context::new(shared.clone(), start.key, meta, start.token.clone());
         RunnableTask {
             key: start.key,
-            span: Span::none(),
-            cancelled: start.token.clone().cancelled_owned(),
-            stage: Stage::Start(start),
+            ctx,
+            cancelled: start.token.cancelled_owned(),
+            stage: Stage::Start(start.runnable),
             shared,
             grace: None,
             exiting: None,
@@ -75,27 +76,24 @@ impl Future for RunnableTask {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.project();
         this.wake.wake.begin_poll(cx.waker());
-        let _routing = Routing::enter();
+        let routing = Routing::enter(Some(this.ctx.route()));
+        // Under an application subscriber the runnable runs in its span; otherwise only if
+        // one was made (routing is by the current route then).
+        let span = if routing.by_span() {
+            Some(this.ctx.span())
+        } else {
+            this.ctx.span_if_made()
+        };
         let mut tracked = TaskContext::from_waker(this.waker);
         let cx = &mut tracked;
 
         let outcome = 'outcome: {
             if let Stage::Start(..) = this.stage {
-                let Stage::Start(start) = std::mem::replace(this.stage, Stage::Finished) else {
+                let Stage::Start(runnable) = std::mem::replace(this.stage, Stage::Finished) else {
                     unreachable!()
                 };
-                let log_tree = &this.shared.log_tree;
-                let meta = log_tree.meta_of_node(&start.dn);
-                *this.span = runnable_span(log_tree, &meta);
-                let ctx = Context::new(
-                    this.shared.clone(),
-                    start.key,
-                    meta,
-                    start.token,
-                    this.span.clone(),
-                );
-                let runnable = start.runnable;
-                let _entered = this.span.enter();
+                let ctx = this.ctx.clone();
+                let _entered = span.map(Span::enter);
                 match catch_unwind(AssertUnwindSafe(|| runnable.start(ctx))) {
                     Ok(future) => *this.stage = Stage::Running(future),
                     Err(payload) => break 'outcome panicked(this.shared, payload),
@@ -105,7 +103,7 @@ impl Future for RunnableTask {
                 unreachable!("a finished runnable task was polled")
             };
             let polled = {
-                let _entered = this.span.enter();
+                let _entered = span.map(Span::enter);
                 catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
             };
             match polled {
@@ -127,7 +125,7 @@ impl Future for RunnableTask {
         };
 
         // Drop the runnable's future before anything restarts: its resources go first.
-        finish_stage(this.stage, this.span);
+        finish_stage(this.stage, span);
         this.shared.exited(*this.key, outcome);
         this.exiting.take();
         this.wake.finish();
@@ -145,8 +143,8 @@ fn panicked(shared: &Shared, payload: Box<dyn std::any::Any + Send>) -> Outcome 
 
 /// Drops the runnable's future; a panic in its destructor is logged, not propagated, as
 /// the runnable has ended either way.
-fn finish_stage(stage: &mut Stage, span: &Span) {
-    let _entered = span.enter();
+fn finish_stage(stage: &mut Stage, span: Option<&Span>) {
+    let _entered = span.map(Span::enter);
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| *stage = Stage::Finished)) {
         tracing::error!("panicked while being dropped: {}", panic_message(&*payload));
     }

@@ -76,6 +76,27 @@ async fn tracing_events_in_a_runnable_land_at_its_dn_without_setup() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_span_made_inside_a_runnable_carries_its_route_into_spawned_tasks() {
+    let sup = Supervisor::new(tree(|ctx| {
+        ctx.run("maker", |ctx: Context| async move {
+            // The application's own span, not the runnable's, attached to a spawned task.
+            let span = tracing::info_span!("work", item = 7);
+            tokio::spawn(async { tracing::info!("inside the user's span") }.instrument(span))
+                .await?;
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        })
+    }));
+    sup.settled().await;
+    assert_eq!(
+        texts(&sup.log_tree(), "root.maker"),
+        ["inside the user's span"]
+    );
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn debug_and_trace_are_recorded_at_verbosity_one_and_two() {
     let log = LogTree::new();
     log.set_verbosity("root.chatty", 2).unwrap();

@@ -1,17 +1,21 @@
 //! Routing `tracing` events into the log tree of the runnable they happen in.
 //!
-//! Each runnable incarnation runs in a span (`runnable`, target `supervisor`, field `dn`)
-//! that [`LogTreeLayer`] tags, when it is created, with the log tree and DN it belongs to.
-//! An event inside such a span (directly, in nested async calls, or in a task spawned with
-//! the span attached) is written to that tree at that DN. Trees are told apart by the tag,
-//! not by the DN, so several supervisors in one process never mix their logs.
+//! Routes are told apart by the log tree they point to, not by DN, so several supervisors
+//! in one process never mix their logs. There are two ways an event finds its route:
 //!
-//! The layer must be part of the dispatcher that sees the events. If the application's own
-//! subscriber includes it, that is all. Otherwise the supervisor polls its runnables under
-//! a fallback dispatcher of its own (a registry with the layer) which forwards every event
-//! to the dispatcher that was in effect, so the application's subscriber still sees them
-//! (without the runnable spans as context). The fallback also takes over whenever one of
-//! its runnable spans is entered elsewhere, which covers tasks spawned with the span.
+//! - **By span**, when the application's own dispatcher includes [`LogTreeLayer`]: each
+//!   runnable incarnation runs in a span (`runnable`, target `supervisor`, field `dn`) that
+//!   the layer tags, when it is made, with its route. An event inside it (directly, in
+//!   nested async calls, or in a task spawned with the span attached) goes there, and the
+//!   application's other layers see the span as context.
+//! - **By the current route**, otherwise: the supervisor polls its runnables under a
+//!   fallback dispatcher of its own (a registry with the layer) that forwards every event to
+//!   the dispatcher that was in effect, and sets the runnable being polled as the current
+//!   route. No span is needed for that, so none is made until [`Context::span`] asks for
+//!   one, for a spawned task; spans made inside a runnable take its route with them, and the
+//!   fallback takes over whenever such a span is entered elsewhere.
+//!
+//! [`Context::span`]: crate::Context::span
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -62,33 +66,49 @@ impl LogTreeLayer {
     }
 }
 
-/// Where a runnable span's events go.
+/// Where a runnable's events go.
 struct Route {
     tree: LogTree,
     meta: Arc<DnMeta>,
 }
 
+/// The route of one runnable incarnation, made once and shared by its polls and spans.
+#[derive(Clone)]
+pub(crate) struct RouteHandle(Arc<Route>);
+
+impl RouteHandle {
+    pub(crate) fn new(tree: &LogTree, meta: &Arc<DnMeta>) -> Self {
+        RouteHandle(Arc::new(Route {
+            tree: tree.clone(),
+            meta: meta.clone(),
+        }))
+    }
+}
+
 thread_local! {
     /// The route of the span being created on this thread, for `on_new_span` to take.
-    static PENDING: RefCell<Option<Route>> = const { RefCell::new(None) };
+    static PENDING: RefCell<Option<Arc<Route>>> = const { RefCell::new(None) };
+    /// The route of the runnable being polled on this thread under the fallback
+    /// dispatcher, where runnables have no span unless one is asked for.
+    static CURRENT: RefCell<Option<Arc<Route>>> = const { RefCell::new(None) };
     /// The dispatchers the fallback forwards to, innermost last.
     static OUTER: RefCell<Vec<Dispatch>> = const { RefCell::new(Vec::new()) };
     /// Fallback installations made on entering a runnable span, by span.
     static REENTERED: RefCell<Vec<(Id, DefaultGuard)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Creates the span of a runnable at `meta`'s DN in `tree`. Call it while routing is in
-/// effect ([`Routing::enter`]), so that the span belongs to a dispatcher with the layer.
-pub(crate) fn runnable_span(tree: &LogTree, meta: &Arc<DnMeta>) -> Span {
-    PENDING.with(|p| {
-        *p.borrow_mut() = Some(Route {
-            tree: tree.clone(),
-            meta: meta.clone(),
-        });
-    });
+/// Creates the span of a runnable. Call it while routing is in effect ([`Routing::enter`]),
+/// so that the span belongs to a dispatcher with the layer.
+pub(crate) fn runnable_span(route: &RouteHandle) -> Span {
+    PENDING.with(|p| *p.borrow_mut() = Some(route.0.clone()));
     // ERROR level, so that no level filter of the application disables routing.
-    let span =
-        tracing::span!(target: TARGET, parent: None, Level::ERROR, "runnable", dn = %meta.dn);
+    let span = tracing::span!(
+        target: TARGET,
+        parent: None,
+        Level::ERROR,
+        "runnable",
+        dn = %route.0.meta.dn
+    );
     PENDING.with(|p| p.borrow_mut().take());
     span
 }
@@ -99,24 +119,44 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
         let meta = attrs.metadata();
-        if meta.target() != TARGET || meta.name() != "runnable" {
+        let Some(span) = ctx.span(id) else { return };
+        if meta.target() == TARGET && meta.name() == "runnable" {
+            if let Some(route) = PENDING.with(|p| p.borrow_mut().take()) {
+                span.extensions_mut().insert(route);
+            }
             return;
         }
-        if let (Some(route), Some(span)) = (PENDING.with(|p| p.borrow_mut().take()), ctx.span(id)) {
-            span.extensions_mut().insert(route);
+        // A span made inside a runnable without a span of its own takes the runnable's
+        // route, so that its events still land there when it is entered elsewhere.
+        let inherited = span
+            .scope()
+            .skip(1)
+            .any(|s| s.extensions().get::<Arc<Route>>().is_some());
+        if !inherited {
+            if let Some(route) = CURRENT.with(|c| c.borrow().clone()) {
+                span.extensions_mut().insert(route);
+            }
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else {
-            return;
-        };
-        for span in scope {
-            let extensions = span.extensions();
-            if let Some(route) = extensions.get::<Route>() {
-                record(route, event);
-                return;
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                let extensions = span.extensions();
+                if let Some(route) = extensions.get::<Arc<Route>>() {
+                    record(route, event);
+                    return;
+                }
             }
+        }
+        // No span says where: the runnable being polled, if the fallback polls one. An
+        // explicit `parent: None` opts out, as the supervisor's own events do.
+        if event.is_contextual() {
+            CURRENT.with(|c| {
+                if let Some(route) = c.borrow().as_ref() {
+                    record(route, event);
+                }
+            });
         }
     }
 }
@@ -264,7 +304,7 @@ where
     fn on_enter(&self, id: &Id, ctx: LayerContext<'_, S>) {
         let ours = ctx
             .span(id)
-            .is_some_and(|span| span.extensions().get::<Route>().is_some());
+            .is_some_and(|span| span.extensions().get::<Arc<Route>>().is_some());
         if ours && !dispatcher::get_default(is_fallback) {
             let outer = dispatcher::get_default(Dispatch::clone);
             OUTER.with(|o| o.borrow_mut().push(outer));
@@ -306,24 +346,40 @@ fn fallback() -> &'static Dispatch {
 /// Routing in effect for the duration of a poll: see the module documentation.
 pub(crate) struct Routing {
     _guard: Option<DefaultGuard>,
+    previous: Option<Option<Arc<Route>>>,
 }
 
 impl Routing {
-    /// Makes sure the current dispatcher routes runnable events until the guard drops.
-    pub(crate) fn enter() -> Routing {
+    /// Makes sure the events of the runnable with `route` reach its log tree until the guard
+    /// drops: through the application's dispatcher if it has the layer (then the runnable
+    /// needs its span), or through the fallback with the route as the current one.
+    pub(crate) fn enter(route: Option<&RouteHandle>) -> Routing {
         let outer = dispatcher::get_default(|d| (!d.is::<LogTreeLayer>()).then(|| d.clone()));
         let Some(outer) = outer else {
-            return Routing { _guard: None };
+            return Routing {
+                _guard: None,
+                previous: None,
+            };
         };
         OUTER.with(|o| o.borrow_mut().push(outer));
+        let previous = route.map(|r| CURRENT.with(|c| c.replace(Some(r.0.clone()))));
         Routing {
             _guard: Some(dispatcher::set_default(fallback())),
+            previous,
         }
+    }
+
+    /// Whether events are routed by spans here, so that the runnable must have its span.
+    pub(crate) fn by_span(&self) -> bool {
+        self._guard.is_none()
     }
 }
 
 impl Drop for Routing {
     fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
         if let Some(guard) = self._guard.take() {
             drop(guard);
             OUTER.with(|o| o.borrow_mut().pop());
@@ -335,6 +391,7 @@ impl fmt::Debug for Routing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Routing")
             .field("fallback", &self._guard.is_some())
+            .field("current", &self.previous.is_some())
             .finish()
     }
 }
