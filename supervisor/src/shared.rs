@@ -79,10 +79,17 @@ impl Shared {
         }
     }
 
+    /// Starts the task of a (re)started node. The root's starts are logged at INFO (a
+    /// supervisor starting, or its whole tree restarting); every other node's at verbosity 1,
+    /// so that large trees cost nothing to start unless asked to say so.
     pub(crate) fn spawn(self: &Arc<Self>, start: Start) {
-        let verbose = self.log.v(1);
-        if verbose.enabled() {
-            verbose.info(format_args!("starting {}", start.dn));
+        if &*start.dn == "root" {
+            self.log.info("starting root");
+        } else {
+            let verbose = self.log.v(1);
+            if verbose.enabled() {
+                verbose.info(format_args!("starting {}", start.dn));
+            }
         }
         self.tracker.spawn(RunnableTask::new(self.clone(), start));
     }

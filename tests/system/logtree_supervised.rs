@@ -333,9 +333,10 @@ async fn failures_and_restarts_are_logged_at_the_node_and_at_supervisor() {
         (Severity::Error, "returned error: boom")
     );
     let sup_log = texts(&log, "supervisor");
-    assert_eq!(sup_log[0], "root.one failed: returned error: boom");
+    assert_eq!(sup_log[0], "starting root");
+    assert_eq!(sup_log[1], "root.one failed: returned error: boom");
     assert!(
-        sup_log[1].starts_with("restarting root.one after a backoff of "),
+        sup_log[2].starts_with("restarting root.one after a backoff of "),
         "{sup_log:?}"
     );
     shut_down(sup).await;

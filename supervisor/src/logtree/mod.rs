@@ -3,8 +3,10 @@
 //!
 //! Every runnable has a log at its DN; `tracing` events inside a runnable land there without
 //! setup (see [`LogTreeLayer`] for how this sits beside an application's own subscriber).
-//! The supervisor writes its own messages (failures, restarts, aborts) at the DN
-//! `supervisor`, and each failure also at the failed runnable's DN.
+//! The supervisor writes its own messages at the DN `supervisor`: the root's start, every
+//! failure with its error (aborts after the grace period included), every restart with the
+//! backoff chosen, and, at verbosity 1 (`set_verbosity("supervisor", 1)`), every start. Each
+//! failure is also written at the failed runnable's DN.
 //!
 //! Records of the `log` crate take the same path once they are bridged into `tracing` by
 //! `tracing-log`'s `LogTracer` (which `tracing_subscriber`'s `init()` installs). The
