@@ -4,6 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Lit, MetaNameValue, Token};
 
 use crate::parse::Errors;
@@ -24,6 +25,7 @@ fn options(args: TokenStream) -> syn::Result<Options> {
     };
     let mut errors = Errors::default();
     let mut flavor_span = None;
+    let mut workers_span = None;
     for pair in &pairs {
         let key = pair
             .path
@@ -46,13 +48,16 @@ fn options(args: TokenStream) -> syn::Result<Options> {
                     )),
                 }
             }
-            ("worker_threads", Some(Lit::Int(n))) => match n.base10_parse::<usize>() {
-                Ok(0) | Err(_) => errors.push(syn::Error::new(
-                    n.span(),
-                    "`worker_threads` must be a number of at least 1",
-                )),
-                Ok(n) => options.worker_threads = Some(n),
-            },
+            ("worker_threads", Some(Lit::Int(n))) => {
+                workers_span = Some(pair.path.span());
+                match n.base10_parse::<usize>() {
+                    Ok(0) | Err(_) => errors.push(syn::Error::new(
+                        n.span(),
+                        "`worker_threads` must be a number of at least 1",
+                    )),
+                    Ok(n) => options.worker_threads = Some(n),
+                }
+            }
             ("start_paused", Some(Lit::Bool(b))) => options.start_paused = b.value,
             ("flavor" | "worker_threads" | "start_paused", _) => errors.push(syn::Error::new_spanned(
                 &pair.value,
@@ -66,7 +71,7 @@ fn options(args: TokenStream) -> syn::Result<Options> {
     }
     if options.worker_threads.is_some() && !options.multi_thread {
         errors.push(syn::Error::new(
-            flavor_span.unwrap_or_else(proc_macro2::Span::call_site),
+            workers_span.unwrap_or_else(proc_macro2::Span::call_site),
             "`worker_threads` needs `flavor = \"multi_thread\"`",
         ));
     }
