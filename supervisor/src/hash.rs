@@ -45,9 +45,19 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// Mixes the state so that every output bit depends on every input bit. The raw
+    /// multiply-rotate state keeps the low bits nearly fixed for keys that share their first
+    /// bytes (`n0`, `n1`, …, or DNs starting `root.`), and the map picks buckets by the low
+    /// bits: without this, such keys pile into a few buckets and lookups turn linear.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // MurmurHash3's 64-bit finaliser.
+        let mut k = self.0;
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
     }
 }
 
@@ -57,6 +67,25 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_with_a_common_prefix_spread_over_the_low_bits() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FxHasher>::default();
+        for prefix in ["n", "root.n", "root.net.worker_"] {
+            let hashes: Vec<u64> = (0..4096)
+                .map(|i| build.hash_one(format!("{prefix}{i}")))
+                .collect();
+            // The map picks a bucket by the low bits and compares a 7-bit tag from the top
+            // bits before comparing keys: both must spread, or lookups compare many keys.
+            let buckets: std::collections::HashSet<u64> =
+                hashes.iter().map(|h| h & 0xfff).collect();
+            let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            // Random keys fill about 63 % of 4096 buckets and all 128 tags.
+            assert!(buckets.len() > 2400, "{prefix}: {} buckets", buckets.len());
+            assert!(tags.len() > 120, "{prefix}: {} tags", tags.len());
+        }
+    }
 
     #[test]
     fn distinguishes_names_and_works_as_a_map() {
