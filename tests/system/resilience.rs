@@ -60,15 +60,7 @@ async fn a_healthy_runnable_keeps_answering_next_to_misbehaving_ones() {
                 Ok(())
             })
         }));
-    for round in 0..20 {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let answered = tokio::time::timeout(Duration::from_secs(2), async {
-            ping_tx.send(reply_tx).await.expect("one is gone");
-            reply_rx.await
-        })
-        .await;
-        assert!(matches!(answered, Ok(Ok(()))), "round {round}: no answer");
-    }
+    answers(&ping_tx, Duration::from_secs(2)).await;
     let five_children = sup
         .states()
         .keys()
@@ -125,22 +117,29 @@ async fn a_healthy_runnable_keeps_answering_next_to_a_flood_and_a_blocker() {
                 Ok(())
             })
         }));
-    for round in 0..20 {
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let answered = tokio::time::timeout(BOUND, async {
-            ping_tx.send(reply_tx).await.expect("healthy is gone");
-            reply_rx.await
-        })
-        .await;
-        assert!(
-            matches!(answered, Ok(Ok(()))),
-            "round {round}: no answer within {BOUND:?}"
-        );
-    }
+    answers(&ping_tx, BOUND).await;
     let usage = sup.log_tree().usage();
     assert!(
         usage.entries <= 8192 + 64,
         "the flood is bounded by retention: {usage:?}"
     );
     shut_down(sup).await;
+}
+
+/// Pings the healthy runnable 20 times; each answer must come within `bound`.
+async fn answers(ping: &mpsc::Sender<oneshot::Sender<()>>, bound: Duration) {
+    for round in 0..20 {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let answered = tokio::time::timeout(bound, async {
+            ping.send(reply_tx)
+                .await
+                .expect("the healthy runnable is gone");
+            reply_rx.await
+        })
+        .await;
+        assert!(
+            matches!(answered, Ok(Ok(()))),
+            "round {round}: no answer within {bound:?}"
+        );
+    }
 }
