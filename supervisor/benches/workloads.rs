@@ -300,19 +300,7 @@ async fn w1(table: &mut Table, n: usize) {
             floor_mem.extend(memory_in_child("floor", n));
         }
     }
-    let (o, f) = (median(ours), median(floor));
-    let name = if n == 10_000 {
-        "W1 flat spawn 10k".to_owned()
-    } else {
-        format!("W7 spawn {}k", n / 1000)
-    };
-    table.row(
-        &name,
-        format!("{} ({:.2} µs/each)", ms(o), o * 1e6 / n as f64),
-        ms(f),
-        o / f,
-        "≤ 2×",
-    );
+    let name = per_runnable_row(table, ("W1 flat spawn", "W7 spawn"), n, ours, floor);
     let (om, fm) = (
         (!ours_mem.is_empty()).then(|| median(ours_mem)),
         (!floor_mem.is_empty()).then(|| median(floor_mem)),
@@ -345,11 +333,23 @@ async fn w6(table: &mut Table, n: usize) {
         tracker.wait().await;
         floor.push(started.elapsed().as_secs_f64());
     }
+    per_runnable_row(table, ("W6 shutdown", "W7 shutdown"), n, ours, floor);
+}
+
+/// A row of times over `n` runnables, named as the 10k workload or its W7 scale-up; returns
+/// the name.
+fn per_runnable_row(
+    table: &mut Table,
+    (base, scaled): (&str, &str),
+    n: usize,
+    ours: Vec<f64>,
+    floor: Vec<f64>,
+) -> String {
     let (o, f) = (median(ours), median(floor));
     let name = if n == 10_000 {
-        "W6 shutdown 10k".to_owned()
+        format!("{base} 10k")
     } else {
-        format!("W7 shutdown {}k", n / 1000)
+        format!("{scaled} {}k", n / 1000)
     };
     table.row(
         &name,
@@ -358,6 +358,7 @@ async fn w6(table: &mut Table, n: usize) {
         o / f,
         "≤ 2×",
     );
+    name
 }
 
 // ---------------------------------------------------------------------------------------

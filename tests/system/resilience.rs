@@ -15,22 +15,9 @@ async fn a_healthy_runnable_keeps_answering_next_to_misbehaving_ones() {
     let sup = Supervisor::builder()
         .shutdown_grace(Duration::from_millis(200))
         .start(tree(move |ctx| {
-            let ping_rx = ping_rx.clone();
             ctx.run_group(
                 Group::new()
-                    .add("one", move |ctx: Context| {
-                        let ping_rx = ping_rx.clone();
-                        async move {
-                            ctx.signal(Signal::Healthy);
-                            let mut rx = ping_rx.lock().await;
-                            loop {
-                                tokio::select! {
-                                    () = ctx.cancelled() => return Ok(()),
-                                    Some(reply) = rx.recv() => { let _ = reply.send(()); }
-                                }
-                            }
-                        }
-                    })
+                    .add("one", answering(ping_rx.clone()))
                     .add("one_sibling", serve),
             )?;
             // Signals Done without Healthy.
@@ -81,20 +68,7 @@ async fn a_healthy_runnable_keeps_answering_next_to_a_flood_and_a_blocker() {
     let sup = Supervisor::builder()
         .shutdown_grace(Duration::from_millis(500))
         .start(tree(move |ctx| {
-            let ping_rx = ping_rx.clone();
-            ctx.run("healthy", move |ctx: Context| {
-                let ping_rx = ping_rx.clone();
-                async move {
-                    ctx.signal(Signal::Healthy);
-                    let mut rx = ping_rx.lock().await;
-                    loop {
-                        tokio::select! {
-                            () = ctx.cancelled() => return Ok(()),
-                            Some(reply) = rx.recv() => { let _ = reply.send(()); }
-                        }
-                    }
-                }
-            })?;
+            ctx.run("healthy", answering(ping_rx.clone()))?;
             ctx.run("flood", |ctx: Context| async move {
                 ctx.signal(Signal::Healthy);
                 let mut n = 0u64;
@@ -124,6 +98,25 @@ async fn a_healthy_runnable_keeps_answering_next_to_a_flood_and_a_blocker() {
         "the flood is bounded by retention: {usage:?}"
     );
     shut_down(sup).await;
+}
+
+type Pings = std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<oneshot::Sender<()>>>>;
+
+/// The healthy runnable: it answers every ping until cancelled.
+fn answering(pings: Pings) -> impl supervisor::Runnable {
+    move |ctx: Context| {
+        let pings = pings.clone();
+        async move {
+            ctx.signal(Signal::Healthy);
+            let mut rx = pings.lock().await;
+            loop {
+                tokio::select! {
+                    () = ctx.cancelled() => return Ok(()),
+                    Some(reply) = rx.recv() => { let _ = reply.send(()); }
+                }
+            }
+        }
+    }
 }
 
 /// Pings the healthy runnable 20 times; each answer must come within `bound`.
