@@ -96,8 +96,20 @@ async fn a_runnable_ignoring_cancellation_is_named_then_aborted() {
 #[should_panic(expected = "the root runnable failed: bad root")]
 async fn a_harness_dropped_without_finish_still_fails_the_test() {
     let h = testing::harness(|_ctx: Context| async { Err("bad root".into()) });
-    // The root fails; dropping the harness reports it.
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    // Wait until the root has failed, then drop the harness: the drop reports it.
+    let reader = h
+        .log_tree()
+        .read("supervisor", ReadOptions::new().backlog_all().stream())
+        .unwrap();
+    let failed = |m: &str| m.starts_with("root failed");
+    if !reader.backlog.iter().any(|e| failed(e.message())) {
+        let mut stream = reader.stream.unwrap();
+        while let Some(item) = stream.next().await {
+            if matches!(item, supervisor::logtree::Streamed::Entry(e) if failed(e.message())) {
+                break;
+            }
+        }
+    }
     drop(h);
 }
 
