@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use super::entry::{LeveledEntry, Payload, RawEntry, Severity, base_name, trim_newlines, truncate};
+use super::entry::{LeveledEntry, Payload, RawEntry, Severity, base_name};
 use super::lines::LineBuffer;
 use super::{DnMeta, LogTree};
 
@@ -143,15 +143,9 @@ impl Logger {
         );
     }
 
-    fn write(&self, mut entry: LeveledEntry, message: impl Display) {
-        let mut text = message.to_string();
-        let trimmed = trim_newlines(&text);
-        if trimmed.len() != text.len() {
-            text = trimmed.to_owned();
-        }
-        entry.original_len = truncate(&mut text, self.tree.inner.max_message);
-        entry.message = text.into_boxed_str();
-        self.tree.append(&self.dn.dn, Payload::Leveled(entry));
+    fn write(&self, entry: LeveledEntry, message: impl Display) {
+        self.tree
+            .append_leveled(&self.dn.dn, entry, message.to_string());
     }
 }
 

@@ -230,6 +230,18 @@ impl LogTree {
         self.inner.journal().append(dn, payload);
     }
 
+    /// Appends a leveled entry with `message` as stored: leading and trailing newlines
+    /// removed, cut to the size cap (remembering the original length).
+    fn append_leveled(&self, dn: &Arc<str>, mut entry: LeveledEntry, mut message: String) {
+        let trimmed = entry::trim_newlines(&message);
+        if trimmed.len() != message.len() {
+            message = trimmed.to_owned();
+        }
+        entry.original_len = entry::truncate(&mut message, self.inner.max_message);
+        entry.message = message.into_boxed_str();
+        self.append(dn, entry::Payload::Leveled(entry));
+    }
+
     /// Reads `dn` (and, with [`ReadOptions::with_children`], everything below it): the
     /// backlog of retained entries and, if asked for, a live stream of what follows.
     ///

@@ -29,7 +29,7 @@ use tracing::{Event, Level, Span, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::entry::{LeveledEntry, Payload, Severity, base_name, trim_newlines, truncate};
+use super::entry::{LeveledEntry, Severity, base_name};
 use super::{DnMeta, LogTree};
 
 /// The target of the supervisor's spans and of its own events.
@@ -182,12 +182,7 @@ fn record(route: &Route, event: &Event<'_>) {
     }
     let mut text = Message::default();
     event.record(&mut text);
-    let mut message = text.text();
-    let trimmed = trim_newlines(&message);
-    if trimmed.len() != message.len() {
-        message = trimmed.to_owned();
-    }
-    let original_len = truncate(&mut message, route.tree.inner.max_message);
+    let message = text.text();
     let file = text
         .log_file
         .as_deref()
@@ -200,10 +195,10 @@ fn record(route: &Route, event: &Event<'_>) {
         file: base_name(file).into(),
         line,
         verbosity,
-        message: message.into_boxed_str(),
-        original_len,
+        message: Box::default(),
+        original_len: None,
     };
-    route.tree.append(&route.meta.dn, Payload::Leveled(entry));
+    route.tree.append_leveled(&route.meta.dn, entry, message);
 }
 
 /// An event's text: its `message`, then its other fields as ` key=value`. Records of the
