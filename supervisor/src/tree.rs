@@ -75,6 +75,33 @@ struct Node {
     last_error: Option<Arc<str>>,
 }
 
+impl Node {
+    /// Whether `name` may be used below this node for `wanted`: it follows the rule, and no
+    /// child or sub-logger has it — except that a sub-logger may be asked for again.
+    fn check_name(&self, name: &str, wanted: NameUse) -> Result<(), RunError> {
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                parent: self.dn.to_string(),
+                name: name.to_owned(),
+                wanted,
+            });
+        }
+        match (self.names.get(name), wanted) {
+            (None, _) | (Some(NameUse::SubLogger), NameUse::SubLogger) => Ok(()),
+            (Some(&by), _) => Err(self.name_taken(name, by, wanted)),
+        }
+    }
+
+    fn name_taken(&self, name: &str, by: NameUse, wanted: NameUse) -> RunError {
+        RunError::NameTaken {
+            parent: self.dn.to_string(),
+            name: name.to_owned(),
+            by,
+            wanted,
+        }
+    }
+}
+
 /// A task to spawn for a node incarnation that has just been (re)started.
 pub(crate) struct Start {
     pub(crate) key: Key,
@@ -303,24 +330,9 @@ impl Tree {
         };
         for (i, (name, _)) in members.iter().enumerate() {
             let name = name.as_ref();
-            let refuse = |by| RunError::NameTaken {
-                parent: parent.dn.to_string(),
-                name: name.to_owned(),
-                by,
-                wanted: NameUse::Child,
-            };
-            if !is_valid_name(name) {
-                return Err(RunError::InvalidName {
-                    parent: parent.dn.to_string(),
-                    name: name.to_owned(),
-                    wanted: NameUse::Child,
-                });
-            }
-            if let Some(&by) = parent.names.get(name) {
-                return Err(refuse(by));
-            }
+            parent.check_name(name, NameUse::Child)?;
             if members[..i].iter().any(|(n, _)| n.as_ref() == name) {
-                return Err(refuse(NameUse::Child));
+                return Err(parent.name_taken(name, NameUse::Child, NameUse::Child));
             }
         }
         let Some((first, _)) = members.first() else {
@@ -375,21 +387,7 @@ impl Tree {
         let Some(node) = self.current(key) else {
             return Err(self.stale(key));
         };
-        if !is_valid_name(name) {
-            return Err(RunError::InvalidName {
-                parent: node.dn.to_string(),
-                name: name.to_owned(),
-                wanted: NameUse::SubLogger,
-            });
-        }
-        if let Some(NameUse::Child) = node.names.get(name) {
-            return Err(RunError::NameTaken {
-                parent: node.dn.to_string(),
-                name: name.to_owned(),
-                by: NameUse::Child,
-                wanted: NameUse::SubLogger,
-            });
-        }
+        node.check_name(name, NameUse::SubLogger)?;
         let dn = format!("{}.{name}", node.dn).into();
         self.node_mut(key.id)
             .names
