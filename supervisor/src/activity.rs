@@ -16,6 +16,8 @@ use std::task::{Wake, Waker};
 
 use tokio::sync::Notify;
 
+use crate::lock::lock;
+
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     busy: AtomicUsize,
@@ -111,10 +113,7 @@ impl TaskWake {
         if !self.scheduled.swap(false, Ordering::SeqCst) {
             self.activity.enter();
         }
-        let mut slot = self
-            .runtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = lock(&self.runtime);
         if !slot.as_ref().is_some_and(|w| w.will_wake(runtime)) {
             *slot = Some(runtime.clone());
         }
@@ -153,10 +152,7 @@ impl Wake for TaskWake {
         if !self.scheduled.swap(true, Ordering::SeqCst) {
             self.activity.enter();
         }
-        let slot = self
-            .runtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = lock(&self.runtime);
         if let Some(waker) = slot.as_ref() {
             waker.wake_by_ref();
         }

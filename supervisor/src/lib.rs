@@ -75,6 +75,7 @@ mod error;
 mod group;
 mod handle;
 mod hash;
+mod lock;
 pub mod logtree;
 mod metrics;
 mod name;

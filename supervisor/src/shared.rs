@@ -8,7 +8,9 @@
 //! from the [`Effects`] the tree returns.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::lock::lock;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -63,7 +65,7 @@ impl Shared {
     /// The tree, locked. The tree is left consistent at every step that could panic (only
     /// a metrics sink can), so a poisoned lock is still safe to use.
     pub(crate) fn tree(&self) -> MutexGuard<'_, Tree> {
-        self.tree.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.tree)
     }
 
     /// Carries out what a change to the tree asked for.
@@ -121,17 +123,14 @@ impl Shared {
 
     /// Keeps the first propagated panic for `wait` to resume, and shuts the tree down.
     pub(crate) fn stash_panic(&self, payload: Box<dyn Any + Send>) {
-        let mut slot = self.panic.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.panic);
         slot.get_or_insert(payload);
         drop(slot);
         self.token.cancel();
     }
 
     pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
-        self.panic
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.panic).take()
     }
 }
 

@@ -33,7 +33,9 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock::lock;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -169,10 +171,6 @@ impl fmt::Debug for Harness {
             .field("finished", &self.inner.finished.load(Ordering::SeqCst))
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `root`, recording every error it returns that is not the cancellation error.

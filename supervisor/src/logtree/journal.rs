@@ -17,7 +17,9 @@
 //! Lock order: journal, then a subscriber's queue.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::lock::lock;
 
 use tokio::sync::Notify;
 
@@ -59,7 +61,7 @@ struct Queue {
 
 impl Subscriber {
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.queue)
     }
 
     /// Queues `entry`, or counts it as missed when the buffer is full: the count travels

@@ -54,7 +54,9 @@ mod time;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::lock::lock;
 
 pub use entry::{LeveledEntry, LogEntry, RawEntry, Severity};
 #[cfg(feature = "process")]
@@ -106,7 +108,7 @@ pub(crate) struct DnMeta {
 
 impl Inner {
     fn journal(&self) -> MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.journal)
     }
 }
 
@@ -203,11 +205,7 @@ impl LogTree {
     }
 
     fn intern(&self, dn: &str, owned: impl FnOnce() -> Arc<str>) -> Arc<DnMeta> {
-        let mut dns = self
-            .inner
-            .dns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut dns = lock(&self.inner.dns);
         if let Some(meta) = dns.map.get(dn) {
             return meta.clone();
         }

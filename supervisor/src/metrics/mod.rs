@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::lock::lock;
 use std::time::Instant;
 
 use crate::NodeState;
@@ -91,10 +93,7 @@ pub struct InMemoryMetrics {
 impl InMemoryMetrics {
     /// A snapshot of every DN's latest state.
     pub fn dns(&self) -> HashMap<String, DnState> {
-        self.dns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.dns).clone()
     }
 }
 
@@ -104,7 +103,7 @@ impl Metrics for InMemoryMetrics {
             state,
             transition: Instant::now(),
         };
-        let mut dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut dns = lock(&self.dns);
         match dns.get_mut(dn) {
             Some(entry) => *entry = now,
             None => {
@@ -116,7 +115,7 @@ impl Metrics for InMemoryMetrics {
 
 impl fmt::Debug for InMemoryMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dns = self.dns.lock().unwrap_or_else(PoisonError::into_inner);
+        let dns = lock(&self.dns);
         f.debug_struct("InMemoryMetrics")
             .field("dns", &dns.len())
             .finish()

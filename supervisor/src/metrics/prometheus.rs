@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
+
+use crate::lock::lock;
 
 use ::prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
@@ -107,7 +109,7 @@ impl PrometheusMetrics {
 
 impl Metrics for PrometheusMetrics {
     fn notify_node_state(&self, dn: &str, state: NodeState) {
-        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = lock(&self.last);
         let old = match last.get_mut(dn) {
             Some(old) => std::mem::replace(old, state),
             None => {
@@ -129,7 +131,7 @@ impl Metrics for PrometheusMetrics {
 
 impl fmt::Debug for PrometheusMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = lock(&self.last);
         f.debug_struct("PrometheusMetrics")
             .field("dns", &last.len())
             .finish()
