@@ -32,6 +32,9 @@ impl Use {
     }
 }
 
+/// The naming rule, at compile time. The same rule as `supervisor`'s `name::is_valid_name`
+/// (a proc-macro crate cannot share code with the crate that depends on it): the ui-tests
+/// and the runtime's name tests pin both to the same cases.
 pub(crate) fn is_valid(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name

@@ -7,6 +7,7 @@ pub(crate) const NAME_RULE: &str = "names match `^[a-z0-9_]{1,64}$`";
 
 /// Whether `name` is a valid node or sub-logger name: 1 to 64 bytes of `a-z`, `0-9`, `_`,
 /// the whole name (the Go original forgot to anchor its expression).
+/// `supervisor-macros` applies the same rule at compile time (its `check::is_valid`).
 pub(crate) fn is_valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
