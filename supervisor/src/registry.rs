@@ -122,17 +122,7 @@ impl Declaration {
             for child in c.children {
                 let dn = format!("{at}.{}", child.name);
                 out.push(dn.clone());
-                match &child.kind {
-                    ChildKind::Structure(sub) => walk(sub, &dn, seen, out),
-                    ChildKind::Runnable { callee, .. } => {
-                        if let Some(d) = callee.and_then(find) {
-                            if seen.insert(d.name) {
-                                walk(&d.contents, &dn, seen, out);
-                                seen.remove(d.name);
-                            }
-                        }
-                    }
-                }
+                expand(child, seen, |sub, seen| walk(sub, &dn, seen, out));
             }
         }
         let mut out = vec![dn.to_owned()];
@@ -229,6 +219,28 @@ impl Live<'_> {
     }
 }
 
+/// Calls `visit` with what `child` starts below itself — a structure node's contents, or
+/// those of the declaration its expression calls — unless that declaration is already being
+/// expanded above (a runnable that, indirectly, starts itself is expanded once).
+fn expand<R>(
+    child: &Child,
+    seen: &mut BTreeSet<&'static str>,
+    visit: impl FnOnce(&Contents, &mut BTreeSet<&'static str>) -> R,
+) -> Option<R> {
+    match &child.kind {
+        ChildKind::Structure(sub) => Some(visit(sub, seen)),
+        ChildKind::Runnable { callee, .. } => {
+            let declared = callee.and_then(find)?;
+            if !seen.insert(declared.name) {
+                return None;
+            }
+            let result = visit(&declared.contents, seen);
+            seen.remove(declared.name);
+            Some(result)
+        }
+    }
+}
+
 fn contents(
     f: &mut fmt::Formatter<'_>,
     c: &Contents,
@@ -258,22 +270,17 @@ fn contents(
             _ => String::new(),
         };
         match &child.kind {
-            ChildKind::Structure(sub) => {
+            ChildKind::Structure(_) => {
                 writeln!(f, "{indent}{branch}{}{group}{state}", child.name)?;
-                contents(f, sub, &inner, dn.as_deref(), live, seen)?;
             }
-            ChildKind::Runnable { expr, callee } => {
+            ChildKind::Runnable { expr, .. } => {
                 writeln!(f, "{indent}{branch}{:<16} {expr}{group}{state}", child.name)?;
-                let declared = callee.and_then(find);
-                if let Some(d) = declared {
-                    // A runnable that (indirectly) starts itself is printed once.
-                    if seen.insert(d.name) {
-                        contents(f, &d.contents, &inner, dn.as_deref(), live, seen)?;
-                        seen.remove(d.name);
-                    }
-                }
             }
         }
+        expand(child, seen, |sub, seen| {
+            contents(f, sub, &inner, dn.as_deref(), live, seen)
+        })
+        .transpose()?;
     }
     for (i, name) in c.sub_loggers.iter().enumerate() {
         let last = c.children.len() + i + 1 == total;
