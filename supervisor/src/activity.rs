@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Wake, Waker};
+use std::task::Waker;
 
 use tokio::sync::Notify;
 
@@ -85,33 +85,33 @@ impl Drop for Busy {
     }
 }
 
-/// The waker a supervised task hands to the futures it polls: it counts a wake as work
-/// before passing it on to the runtime's waker.
+/// The wake accounting of one supervised task: it counts a wake as work before passing
+/// it on to the runtime's waker. It lives in the task's incarnation (one allocation with
+/// its context), which is the [`Wake`](std::task::Wake) the task hands to the futures it
+/// polls; the activity is the supervisor's, passed in.
 #[derive(Debug)]
 pub(crate) struct TaskWake {
-    activity: Arc<Activity>,
     /// Woken since the last poll began, or finished (then wakes count nothing).
     scheduled: AtomicBool,
     runtime: std::sync::Mutex<Option<Waker>>,
 }
 
 impl TaskWake {
-    /// A waker for a task that is about to be spawned: the spawn itself counts as a wake,
-    /// taken here so that it is counted before the spawner releases its own work.
-    pub(crate) fn new_scheduled(activity: Arc<Activity>) -> Arc<Self> {
-        activity.enter();
-        Arc::new(TaskWake {
-            activity,
+    /// The accounting of a task that is about to be spawned: the spawn itself counts as a
+    /// wake, which the caller has already entered in the activity (under the tree's lock,
+    /// so that it is counted before the spawner releases its own work).
+    pub(crate) fn scheduled() -> Self {
+        TaskWake {
             scheduled: AtomicBool::new(true),
             runtime: std::sync::Mutex::new(None),
-        })
+        }
     }
 
     /// Called at the start of each poll: the poll holds one unit of work, either the wake
     /// that caused it or a fresh one.
-    pub(crate) fn begin_poll(&self, runtime: &Waker) {
+    pub(crate) fn begin_poll(&self, activity: &Activity, runtime: &Waker) {
         if !self.scheduled.swap(false, Ordering::SeqCst) {
-            self.activity.enter();
+            activity.enter();
         }
         let mut slot = lock(&self.runtime);
         if !slot.as_ref().is_some_and(|w| w.will_wake(runtime)) {
@@ -119,38 +119,27 @@ impl TaskWake {
         }
     }
 
-    /// Called when a poll returns `Pending`.
-    pub(crate) fn end_poll(&self) {
-        self.activity.leave();
-    }
-
     /// Called when the task has finished: releases the poll's unit and any wake that
     /// arrived during it, and makes later wakes (from stale wakers) count nothing.
-    pub(crate) fn finish(&self) {
+    pub(crate) fn finish(&self, activity: &Activity) {
         if self.scheduled.swap(true, Ordering::SeqCst) {
-            self.activity.leave();
+            activity.leave();
         }
-        self.activity.leave();
+        activity.leave();
     }
 
     /// Called when the task is dropped without finishing (its runtime is shutting down):
     /// releases a pending wake, outside any poll.
-    pub(crate) fn abandon(&self) {
-        if !self.scheduled.swap(true, Ordering::SeqCst) {
-            return;
+    pub(crate) fn abandon(&self, activity: &Activity) {
+        if self.scheduled.swap(true, Ordering::SeqCst) {
+            activity.leave();
         }
-        self.activity.leave();
-    }
-}
-
-impl Wake for TaskWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
     }
 
-    fn wake_by_ref(self: &Arc<Self>) {
+    /// A wake from one of the futures the task polls.
+    pub(crate) fn wake(&self, activity: &Activity) {
         if !self.scheduled.swap(true, Ordering::SeqCst) {
-            self.activity.enter();
+            activity.enter();
         }
         let slot = lock(&self.runtime);
         if let Some(waker) = slot.as_ref() {

@@ -2,18 +2,20 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::task::Wake;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Span;
 
 use crate::Signal;
+use crate::activity::{Activity, TaskWake};
 use crate::backoff::Backoff;
 use crate::error::RunError;
 use crate::group::Group;
-use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteHandle, Routing, runnable_span};
+use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteTarget, Routing, runnable_span};
 use crate::runnable::{DynRunnable, Runnable};
 use crate::shared::Shared;
-use crate::tree::{Key, Signalled};
+use crate::tree::{Key, Signalled, Start};
 
 /// A runnable's handle on its node: one per incarnation, passed to the runnable when it
 /// starts.
@@ -49,47 +51,52 @@ use crate::tree::{Key, Signalled};
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    inner: Arc<Inner>,
+    inner: Arc<Incarnation>,
 }
 
-struct Inner {
+/// What one incarnation's context, task and log routing share, in one allocation: a large
+/// tree has one per runnable, so everything per-runnable lives here unless it is made only
+/// when first needed.
+pub(crate) struct Incarnation {
     shared: Arc<Shared>,
     key: Key,
-    meta: Arc<DnMeta>,
+    dn: Arc<str>,
     token: CancellationToken,
-    route: RouteHandle,
+    /// The log tree's record of the DN, made when the runnable first logs: most runnables
+    /// of a large tree never do, and need not cost the log tree anything.
+    meta: OnceLock<Arc<DnMeta>>,
     /// Made when first needed: when an application subscriber routes by span, or when
-    /// asked for. Without one, the supervisor routes the runnable's events itself.
-    span: OnceLock<Span>,
+    /// asked for. Without one, the supervisor routes the runnable's events itself. Boxed,
+    /// as most runnables never have one.
+    span: OnceLock<Box<Span>>,
+    /// The task's wake accounting; the incarnation is the task's [`Wake`].
+    wake: TaskWake,
 }
 
 impl Context {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        key: Key,
-        meta: Arc<DnMeta>,
-        token: CancellationToken,
-    ) -> Self {
-        let route = RouteHandle::new(&shared.log_tree, &meta);
+    /// The context of a task about to be spawned for `start`, whose wake the tree has
+    /// already counted.
+    pub(crate) fn new(shared: Arc<Shared>, start: &Start) -> Self {
         Context {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Incarnation {
                 shared,
-                key,
-                meta,
-                token,
-                route,
+                key: start.key,
+                dn: start.dn.clone(),
+                token: start.token.clone(),
+                meta: OnceLock::new(),
                 span: OnceLock::new(),
+                wake: TaskWake::scheduled(),
             }),
         }
     }
 
-    pub(crate) fn route(&self) -> &RouteHandle {
-        &self.inner.route
+    pub(crate) fn incarnation(&self) -> &Arc<Incarnation> {
+        &self.inner
     }
 
     /// The span, if it has been made.
     pub(crate) fn span_if_made(&self) -> Option<&Span> {
-        self.inner.span.get()
+        self.inner.span.get().map(|span| &**span)
     }
 
     /// The `tracing` span of this incarnation (`runnable`, with a `dn` field): attach it to
@@ -99,14 +106,18 @@ impl Context {
     /// made on first use, as routing needs no span then.
     pub fn span(&self) -> &Span {
         self.inner.span.get_or_init(|| {
-            let _routing = Routing::enter(None);
-            runnable_span(&self.inner.route)
+            let _routing = Routing::enter_without_route();
+            Box::new(runnable_span(&*self.inner))
         })
+    }
+
+    fn meta(&self) -> &Arc<DnMeta> {
+        self.inner.meta()
     }
 
     /// This node's distinguished name, e.g. `root.net.dhcp`.
     pub fn dn(&self) -> &str {
-        &self.inner.meta.dn
+        &self.inner.dn
     }
 
     /// Resolves when the runnable must stop: its node, an ancestor, a group sibling or the
@@ -211,7 +222,7 @@ impl Context {
     /// The logger of this node's DN. `tracing` events inside the runnable land there too.
     pub fn logger(&self) -> Logger {
         let shared = &self.inner.shared;
-        Logger::new(shared.log_tree.clone(), self.inner.meta.clone())
+        Logger::new(shared.log_tree.clone(), self.meta().clone())
     }
 
     /// A logger at `<dn>.<name>`, for a part of the runnable that deserves its own log.
@@ -262,7 +273,7 @@ impl Context {
     /// process's). Each call gives a writer with its own line buffer.
     pub fn raw_logger(&self) -> RawLogger {
         let shared = &self.inner.shared;
-        RawLogger::new(shared.log_tree.clone(), self.inner.meta.clone())
+        RawLogger::new(shared.log_tree.clone(), self.meta().clone())
     }
 
     /// The supervisor's log tree, for reading.
@@ -278,5 +289,44 @@ impl fmt::Debug for Context {
             .field("incarnation", &self.inner.key.incarnation)
             .field("cancelled", &self.is_cancelled())
             .finish()
+    }
+}
+
+impl Incarnation {
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn key(&self) -> Key {
+        self.key
+    }
+
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.shared.activity
+    }
+
+    pub(crate) fn task_wake(&self) -> &TaskWake {
+        &self.wake
+    }
+}
+
+impl RouteTarget for Incarnation {
+    fn tree(&self) -> &LogTree {
+        &self.shared.log_tree
+    }
+
+    fn meta(&self) -> &Arc<DnMeta> {
+        self.meta
+            .get_or_init(|| self.shared.log_tree.meta_of_node(&self.dn))
+    }
+}
+
+impl Wake for Incarnation {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake.wake(&self.shared.activity);
     }
 }

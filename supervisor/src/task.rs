@@ -3,6 +3,10 @@
 //! One hand-written future per incarnation, so that a runnable costs one tokio task and one
 //! boxed future: it starts the runnable, catches its panics, notices cancellation, aborts
 //! the runnable once the grace period is over, and reports how it ended.
+//!
+//! The future is kept small on purpose: tokio allocates a task in steps of a cache line
+//! pair (128 bytes), and with the tracker's wrapper this one fits in 256 bytes. Everything
+//! else of the incarnation lives in its [`Incarnation`], shared with the context.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,12 +20,12 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Span;
 
 use crate::Context;
-use crate::activity::{Busy, TaskWake};
+use crate::context::Incarnation;
 use crate::error::panic_message;
 use crate::logtree::Routing;
 use crate::runnable::{BoxFuture, DynRunnable};
 use crate::shared::Shared;
-use crate::tree::{Key, Outcome, Start};
+use crate::tree::{Outcome, Start};
 
 enum Stage {
     /// Not polled yet: the runnable is called on the first poll, inside the task, so that
@@ -33,39 +37,32 @@ enum Stage {
 
 pin_project! {
     pub(crate) struct RunnableTask {
-        shared: Arc<Shared>,
-        key: Key,
-        ctx: Context,
+        owner: Owner,
         stage: Stage,
         #[pin]
         cancelled: WaitForCancellationFutureOwned,
         // Armed when the context is cancelled; boxed because most runnables never need it.
         grace: Option<Pin<Box<Sleep>>>,
-        // Held from cancellation until the task ends: an exit is owed.
-        exiting: Option<Busy>,
+        // The incarnation as a waker, made once.
         waker: Waker,
-        wake: WakeGuard,
     }
 }
 
 impl RunnableTask {
     pub(crate) fn new(shared: Arc<Shared>, start: Start) -> Self {
-        let wake = start.wake.clone();
-        let meta = shared.log_tree.meta_of_node(&start.dn);
-        let ctx = Context::new(shared.clone(), start.key, meta, start.token.clone());
+        let cancelled = start.token.clone().cancelled_owned();
+        let ctx = Context::new(shared, &start);
+        let waker = Waker::from(ctx.incarnation().clone());
         RunnableTask {
-            key: start.key,
-            ctx,
-            cancelled: start.token.cancelled_owned(),
-            stage: Stage::Start(start.runnable),
-            shared,
-            grace: None,
-            exiting: None,
-            waker: Waker::from(wake.clone()),
-            wake: WakeGuard {
-                wake,
+            owner: Owner {
+                ctx,
+                exiting: false,
                 finished: false,
             },
+            stage: Stage::Start(start.runnable),
+            cancelled,
+            grace: None,
+            waker,
         }
     }
 }
@@ -75,14 +72,18 @@ impl Future for RunnableTask {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.project();
-        this.wake.wake.begin_poll(cx.waker());
-        let routing = Routing::enter(Some(this.ctx.route()));
+        let incarnation = this.owner.ctx.incarnation();
+        let shared = incarnation.shared();
+        incarnation
+            .task_wake()
+            .begin_poll(&shared.activity, cx.waker());
+        let routing = Routing::enter(Some(incarnation));
         // Under an application subscriber the runnable runs in its span; otherwise only if
         // one was made (routing is by the current route then).
         let span = if routing.by_span() {
-            Some(this.ctx.span())
+            Some(this.owner.ctx.span())
         } else {
-            this.ctx.span_if_made()
+            this.owner.ctx.span_if_made()
         };
         let mut tracked = TaskContext::from_waker(this.waker);
         let cx = &mut tracked;
@@ -92,11 +93,11 @@ impl Future for RunnableTask {
                 let Stage::Start(runnable) = std::mem::replace(this.stage, Stage::Finished) else {
                     unreachable!()
                 };
-                let ctx = this.ctx.clone();
+                let ctx = this.owner.ctx.clone();
                 let _entered = span.map(Span::enter);
                 match catch_unwind(AssertUnwindSafe(|| runnable.start(ctx))) {
                     Ok(future) => *this.stage = Stage::Running(future),
-                    Err(payload) => break 'outcome panicked(this.shared, payload),
+                    Err(payload) => break 'outcome panicked(shared, payload),
                 }
             }
             let Stage::Running(future) = this.stage else {
@@ -109,26 +110,27 @@ impl Future for RunnableTask {
             match polled {
                 Ok(Poll::Ready(result)) => break 'outcome Outcome::Returned(result),
                 Ok(Poll::Pending) => {}
-                Err(payload) => break 'outcome panicked(this.shared, payload),
+                Err(payload) => break 'outcome panicked(shared, payload),
             }
             if this.grace.is_none() && this.cancelled.poll(cx).is_ready() {
-                *this.exiting = Some(this.shared.activity.hold());
-                *this.grace = Some(Box::pin(tokio::time::sleep(this.shared.grace)));
+                // From here an exit is owed: count it until the task ends.
+                shared.activity.enter();
+                this.owner.exiting = true;
+                *this.grace = Some(Box::pin(tokio::time::sleep(shared.grace)));
             }
             if let Some(grace) = this.grace {
                 if grace.as_mut().poll(cx).is_ready() {
-                    break 'outcome Outcome::Aborted(this.shared.grace);
+                    break 'outcome Outcome::Aborted(shared.grace);
                 }
             }
-            this.wake.wake.end_poll();
+            shared.activity.leave();
             return Poll::Pending;
         };
 
         // Drop the runnable's future before anything restarts: its resources go first.
         finish_stage(this.stage, span);
-        this.shared.exited(*this.key, outcome);
-        this.exiting.take();
-        this.wake.finish();
+        shared.exited(incarnation.key(), outcome);
+        this.owner.finish();
         Poll::Ready(())
     }
 }
@@ -150,24 +152,51 @@ fn finish_stage(stage: &mut Stage, span: Option<&Span>) {
     }
 }
 
-/// Releases the task's share of the supervisor's activity when it ends, however it ends
-/// (a runtime shutting down drops tasks without finishing them).
-struct WakeGuard {
-    wake: Arc<TaskWake>,
+/// The task's hold on its incarnation. It releases the task's share of the supervisor's
+/// activity when the task ends, however it ends (a runtime shutting down drops tasks
+/// without finishing them).
+struct Owner {
+    ctx: Context,
+    /// Cancelled: an exit is owed, and counted.
+    exiting: bool,
     finished: bool,
 }
 
-impl WakeGuard {
+impl Owner {
     fn finish(&mut self) {
         self.finished = true;
-        self.wake.finish();
+        let incarnation: &Incarnation = self.ctx.incarnation();
+        let activity = incarnation.activity();
+        incarnation.task_wake().finish(activity);
+        if self.exiting {
+            activity.leave();
+        }
     }
 }
 
-impl Drop for WakeGuard {
+impl Drop for Owner {
     fn drop(&mut self) {
         if !self.finished {
-            self.wake.abandon();
+            let incarnation: &Incarnation = self.ctx.incarnation();
+            let activity = incarnation.activity();
+            incarnation.task_wake().abandon(activity);
+            if self.exiting {
+                activity.leave();
+            }
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    /// Tokio lays a task out as 104 bytes of its own plus the future, rounded up to 128:
+    /// past 152 bytes of future, every runnable would cost another 128 bytes.
+    #[test]
+    fn the_task_fits_in_two_cache_line_pairs() {
+        type Spawned = tokio_util::task::task_tracker::TrackedFuture<super::RunnableTask>;
+        assert!(
+            std::mem::size_of::<Spawned>() <= 152,
+            "the spawned future is {} bytes",
+            std::mem::size_of::<Spawned>()
+        );
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::activity::{Activity, Busy, TaskWake};
+use crate::activity::{Activity, Busy};
 use crate::backoff::{Backoff, BackoffState, Rng};
 use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
 use crate::hash::FastMap;
@@ -102,14 +102,13 @@ impl Node {
     }
 }
 
-/// A task to spawn for a node incarnation that has just been (re)started.
+/// A task to spawn for a node incarnation that has just been (re)started. Its first wake is
+/// already counted as work, so the supervisor cannot look settled before it runs.
 pub(crate) struct Start {
     pub(crate) key: Key,
     pub(crate) dn: Arc<str>,
     pub(crate) token: CancellationToken,
     pub(crate) runnable: Arc<dyn DynRunnable>,
-    /// Already counted as work, so the supervisor cannot look settled before it runs.
-    pub(crate) wake: Arc<TaskWake>,
 }
 
 /// A restart waiting for its backoff delay; dropped if `parent` is cancelled first.
@@ -300,6 +299,7 @@ impl Tree {
         self.next_incarnation += 1;
         let incarnation = self.next_incarnation;
         self.set_running(id, true);
+        self.activity.enter();
         let node = self.node_mut(id);
         node.incarnation = incarnation;
         Start {
@@ -307,7 +307,6 @@ impl Tree {
             dn: node.dn.clone(),
             token: node.token.clone(),
             runnable: node.runnable.clone(),
-            wake: TaskWake::new_scheduled(self.activity.clone()),
         }
     }
 

@@ -65,7 +65,7 @@ pub use lines::RAW_LINE_MAX;
 pub use logger::{External, Logger, RawLogger, Verbose};
 pub use reader::{LogReader, LogStream, ReadOptions, Streamed};
 pub use route::LogTreeLayer;
-pub(crate) use route::{RouteHandle, Routing, runnable_span};
+pub(crate) use route::{RouteTarget, Routing, runnable_span};
 
 use crate::error::ConfigError;
 use crate::hash::FastMap;

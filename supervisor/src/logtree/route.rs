@@ -66,22 +66,40 @@ impl LogTreeLayer {
     }
 }
 
-/// Where a runnable's events go.
+/// Where a runnable's events go: a DN of a log tree.
+///
+/// The runnable's incarnation is one, set as the current route while it is polled (it
+/// makes the DN's metadata only when the first event arrives). Spans carry a [`Route`]
+/// of their own instead, so that a span kept by an incarnation does not keep it alive.
+pub(crate) trait RouteTarget: Send + Sync + 'static {
+    /// The log tree the events go to.
+    fn tree(&self) -> &LogTree;
+    /// The DN's metadata in that tree.
+    fn meta(&self) -> &Arc<DnMeta>;
+}
+
+/// A route on its own: what spans carry.
 struct Route {
     tree: LogTree,
     meta: Arc<DnMeta>,
 }
 
-/// The route of one runnable incarnation, made once and shared by its polls and spans.
-#[derive(Clone)]
-pub(crate) struct RouteHandle(Arc<Route>);
+impl Route {
+    fn of(target: &dyn RouteTarget) -> Arc<Route> {
+        Arc::new(Route {
+            tree: target.tree().clone(),
+            meta: target.meta().clone(),
+        })
+    }
+}
 
-impl RouteHandle {
-    pub(crate) fn new(tree: &LogTree, meta: &Arc<DnMeta>) -> Self {
-        RouteHandle(Arc::new(Route {
-            tree: tree.clone(),
-            meta: meta.clone(),
-        }))
+impl RouteTarget for Route {
+    fn tree(&self) -> &LogTree {
+        &self.tree
+    }
+
+    fn meta(&self) -> &Arc<DnMeta> {
+        &self.meta
     }
 }
 
@@ -90,7 +108,7 @@ thread_local! {
     static PENDING: RefCell<Option<Arc<Route>>> = const { RefCell::new(None) };
     /// The route of the runnable being polled on this thread under the fallback
     /// dispatcher, where runnables have no span unless one is asked for.
-    static CURRENT: RefCell<Option<Arc<Route>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<dyn RouteTarget>>> = const { RefCell::new(None) };
     /// The dispatchers the fallback forwards to, innermost last.
     static OUTER: RefCell<Vec<Dispatch>> = const { RefCell::new(Vec::new()) };
     /// Fallback installations made on entering a runnable span, by span.
@@ -99,15 +117,17 @@ thread_local! {
 
 /// Creates the span of a runnable. Call it while routing is in effect ([`Routing::enter`]),
 /// so that the span belongs to a dispatcher with the layer.
-pub(crate) fn runnable_span(route: &RouteHandle) -> Span {
-    PENDING.with(|p| *p.borrow_mut() = Some(route.0.clone()));
+pub(crate) fn runnable_span(target: &dyn RouteTarget) -> Span {
+    let route = Route::of(target);
+    let dn = route.meta.dn.clone();
+    PENDING.with(|p| *p.borrow_mut() = Some(route));
     // ERROR level, so that no level filter of the application disables routing.
     let span = tracing::span!(
         target: TARGET,
         parent: None,
         Level::ERROR,
         "runnable",
-        dn = %route.0.meta.dn
+        dn = %dn
     );
     PENDING.with(|p| p.borrow_mut().take());
     span
@@ -133,7 +153,7 @@ where
             .skip(1)
             .any(|s| s.extensions().get::<Arc<Route>>().is_some());
         if !inherited {
-            if let Some(route) = CURRENT.with(|c| c.borrow().clone()) {
+            if let Some(route) = CURRENT.with(|c| c.borrow().as_deref().map(Route::of)) {
                 span.extensions_mut().insert(route);
             }
         }
@@ -144,7 +164,7 @@ where
             for span in scope {
                 let extensions = span.extensions();
                 if let Some(route) = extensions.get::<Arc<Route>>() {
-                    record(route, event);
+                    record(&**route, event);
                     return;
                 }
             }
@@ -153,7 +173,7 @@ where
         // explicit `parent: None` opts out, as the supervisor's own events do.
         if event.is_contextual() {
             CURRENT.with(|c| {
-                if let Some(route) = c.borrow().as_ref() {
+                if let Some(route) = c.borrow().as_deref() {
                     record(route, event);
                 }
             });
@@ -163,7 +183,7 @@ where
 
 /// Writes `event` at the route's DN with LOGTREE.md's mapping: ERROR→E, WARN→W, INFO→I,
 /// DEBUG→I at verbosity 1, TRACE→I at verbosity 2 (only if the DN's verbosity allows).
-fn record(route: &Route, event: &Event<'_>) {
+fn record(route: &dyn RouteTarget, event: &Event<'_>) {
     let metadata = event.metadata();
     let (severity, verbosity) = match *metadata.level() {
         Level::ERROR => (Severity::Error, 0),
@@ -172,12 +192,8 @@ fn record(route: &Route, event: &Event<'_>) {
         Level::DEBUG => (Severity::Info, 1),
         Level::TRACE => (Severity::Info, 2),
     };
-    if verbosity
-        > route
-            .meta
-            .verbosity
-            .load(std::sync::atomic::Ordering::Relaxed)
-    {
+    let meta = route.meta();
+    if verbosity > meta.verbosity.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let mut text = Message::default();
@@ -198,7 +214,7 @@ fn record(route: &Route, event: &Event<'_>) {
         message: Box::default(),
         original_len: None,
     };
-    route.tree.append_leveled(&route.meta.dn, entry, message);
+    route.tree().append_leveled(&meta.dn, entry, message);
 }
 
 /// An event's text: its `message`, then its other fields as ` key=value`. Records of the
@@ -341,14 +357,14 @@ fn fallback() -> &'static Dispatch {
 /// Routing in effect for the duration of a poll: see the module documentation.
 pub(crate) struct Routing {
     _guard: Option<DefaultGuard>,
-    previous: Option<Option<Arc<Route>>>,
+    previous: Option<Option<Arc<dyn RouteTarget>>>,
 }
 
 impl Routing {
     /// Makes sure the events of the runnable with `route` reach its log tree until the guard
     /// drops: through the application's dispatcher if it has the layer (then the runnable
     /// needs its span), or through the fallback with the route as the current one.
-    pub(crate) fn enter(route: Option<&RouteHandle>) -> Routing {
+    pub(crate) fn enter<R: RouteTarget>(route: Option<&Arc<R>>) -> Routing {
         let outer = dispatcher::get_default(|d| (!d.is::<LogTreeLayer>()).then(|| d.clone()));
         let Some(outer) = outer else {
             return Routing {
@@ -357,11 +373,19 @@ impl Routing {
             };
         };
         OUTER.with(|o| o.borrow_mut().push(outer));
-        let previous = route.map(|r| CURRENT.with(|c| c.replace(Some(r.0.clone()))));
+        let previous = route.map(|r| {
+            let r: Arc<dyn RouteTarget> = r.clone();
+            CURRENT.with(|c| c.replace(Some(r)))
+        });
         Routing {
             _guard: Some(dispatcher::set_default(fallback())),
             previous,
         }
+    }
+
+    /// [`enter`](Routing::enter) outside any runnable: for making a runnable's span.
+    pub(crate) fn enter_without_route() -> Routing {
+        Routing::enter::<Route>(None)
     }
 
     /// Whether events are routed by spans here, so that the runnable must have its span.
