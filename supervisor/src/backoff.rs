@@ -1,6 +1,7 @@
 //! How long a failed node waits before it is started again.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -127,12 +128,13 @@ impl Backoff {
 /// One node's progress along its [`Backoff`]: the un-jittered delay of its next restart.
 #[derive(Clone, Debug)]
 pub(crate) struct BackoffState {
-    policy: Backoff,
+    /// Shared by the nodes of a group (or of the whole tree, for the default).
+    policy: Arc<Backoff>,
     next: Duration,
 }
 
 impl BackoffState {
-    pub(crate) fn new(policy: Backoff) -> Self {
+    pub(crate) fn new(policy: Arc<Backoff>) -> Self {
         let next = policy.capped(policy.initial);
         BackoffState { policy, next }
     }
@@ -189,7 +191,7 @@ mod tests {
     #[test]
     fn grows_within_jitter_and_caps() {
         let mut rng = Rng::from_entropy();
-        let mut state = BackoffState::new(Backoff::default());
+        let mut state = BackoffState::new(Arc::new(Backoff::default()));
         let mut base = 0.5;
         for _ in 0..30 {
             let d = state.next_delay(&mut rng).as_secs_f64();
@@ -212,7 +214,7 @@ mod tests {
             .max(Duration::MAX)
             .multiplier(1e300)
             .unwrap();
-        let mut state = BackoffState::new(policy);
+        let mut state = BackoffState::new(Arc::new(policy));
         for _ in 0..3 {
             assert!(state.next_delay(&mut rng) > Duration::from_secs(1));
         }
@@ -221,7 +223,7 @@ mod tests {
     #[test]
     fn none_is_zero_and_rejects_bad_floats() {
         let mut rng = Rng::from_entropy();
-        let mut state = BackoffState::new(Backoff::none());
+        let mut state = BackoffState::new(Arc::new(Backoff::none()));
         assert_eq!(state.next_delay(&mut rng), Duration::ZERO);
         assert!(Backoff::default().multiplier(0.5).is_err());
         assert!(Backoff::default().multiplier(f64::NAN).is_err());

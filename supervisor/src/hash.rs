@@ -3,7 +3,7 @@
 //! measurable share of starting a runnable.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// The multiply-rotate hash of rustc's `FxHasher`.
 #[derive(Clone, Copy, Default)]
@@ -64,13 +64,18 @@ impl Hasher for FxHasher {
 /// A `HashMap` with [`FxHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// The [`FxHasher`] hash of a name, as [`FastMap`] would compute it: for tables that hash
+/// keys stored elsewhere.
+pub(crate) fn hash_name(name: &str) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn keys_with_a_common_prefix_spread_over_the_low_bits() {
-        use std::hash::BuildHasher;
         let build = BuildHasherDefault::<FxHasher>::default();
         for prefix in ["n", "root.n", "root.net.worker_"] {
             let hashes: Vec<u64> = (0..4096)

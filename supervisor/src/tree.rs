@@ -31,12 +31,13 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{Activity, Busy};
 use crate::backoff::{Backoff, BackoffState, Rng};
 use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
-use crate::hash::FastMap;
+use crate::hash::{FastMap, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
 use crate::runnable::DynRunnable;
 use crate::status::{NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
+use hashbrown::HashTable;
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -48,57 +49,65 @@ pub(crate) struct Key {
     pub(crate) incarnation: u64,
 }
 
+/// One node. A large tree has one per runnable, so it is kept small: what only parents
+/// need is boxed apart ([`Children`]), and the backoff policy is shared by the group.
 struct Node {
     dn: Arc<str>,
+    runnable: Arc<dyn DynRunnable>,
+    /// When the node entered its state.
+    since: Instant,
+    /// Why it last failed.
+    last_error: Option<Arc<str>>,
+    incarnation: u64,
+    token: CancellationToken,
+    children: Option<Box<Children>>,
+    backoff: BackoffState,
     parent: Option<NodeId>,
-    /// Index of this node's group among its parent's `groups`.
+    /// Index of this node's group among its parent's groups.
     group: usize,
-    /// Children, group by group, in start order.
-    groups: Vec<Vec<NodeId>>,
-    /// Every name taken below this incarnation: children and sub-loggers.
-    names: FastMap<Box<str>, NameUse>,
+    running_below: usize,
+    /// How often the node has been started again.
+    restarts: u32,
     state: NodeState,
     /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
     failed: bool,
     running: bool,
-    running_below: usize,
     restart_pending: bool,
-    token: CancellationToken,
-    runnable: Arc<dyn DynRunnable>,
-    backoff: BackoffState,
-    incarnation: u64,
-    /// When the node entered its state.
-    since: Instant,
-    /// How often the node has been started again.
-    restarts: u32,
-    /// Why it last failed.
-    last_error: Option<Arc<str>>,
 }
 
-impl Node {
-    /// Whether `name` may be used below this node for `wanted`: it follows the rule, and no
-    /// child or sub-logger has it — except that a sub-logger may be asked for again.
-    fn check_name(&self, name: &str, wanted: NameUse) -> Result<(), RunError> {
-        if !is_valid_name(name) {
-            return Err(RunError::InvalidName {
-                parent: self.dn.to_string(),
-                name: name.to_owned(),
-                wanted,
-            });
-        }
-        match (self.names.get(name), wanted) {
-            (None, _) | (Some(NameUse::SubLogger), NameUse::SubLogger) => Ok(()),
-            (Some(&by), _) => Err(self.name_taken(name, by, wanted)),
-        }
-    }
+/// What a node that has started children or made sub-loggers holds of them: every name
+/// taken below this incarnation.
+#[derive(Default)]
+struct Children {
+    /// Every child, group by group, in start order.
+    ids: Vec<NodeId>,
+    /// Where each group ends in `ids`.
+    group_ends: Vec<usize>,
+    /// The children by name: their slots, hashed by their DNs' last label (so each name is
+    /// stored once, in the child's DN).
+    by_name: HashTable<NodeId>,
+    /// Names taken by sub-loggers.
+    sub_loggers: FastMap<Box<str>, ()>,
+}
 
-    fn name_taken(&self, name: &str, by: NameUse, wanted: NameUse) -> RunError {
-        RunError::NameTaken {
-            parent: self.dn.to_string(),
-            name: name.to_owned(),
-            by,
-            wanted,
-        }
+impl Children {
+    fn group(&self, group: usize) -> &[NodeId] {
+        let start = group.checked_sub(1).map_or(0, |g| self.group_ends[g]);
+        &self.ids[start..self.group_ends[group]]
+    }
+}
+
+/// A child's name: the last label of its DN.
+fn name_of(dn: &str) -> &str {
+    dn.rsplit_once('.').map_or(dn, |(_, name)| name)
+}
+
+fn name_taken(parent: &Node, name: &str, by: NameUse, wanted: NameUse) -> RunError {
+    RunError::NameTaken {
+        parent: parent.dn.to_string(),
+        name: name.to_owned(),
+        by,
+        wanted,
     }
 }
 
@@ -157,7 +166,7 @@ pub(crate) struct Tree {
     free: Vec<NodeId>,
     next_incarnation: u64,
     rng: Rng,
-    default_backoff: Backoff,
+    default_backoff: Arc<Backoff>,
     metrics: Vec<Arc<dyn Metrics>>,
     activity: Arc<Activity>,
     /// The supervisor's own token: the root's parent.
@@ -178,7 +187,7 @@ impl Tree {
             free: Vec::new(),
             next_incarnation: 0,
             rng: Rng::from_entropy(),
-            default_backoff,
+            default_backoff: Arc::new(default_backoff),
             metrics,
             activity,
             token,
@@ -197,6 +206,34 @@ impl Tree {
         match &mut self.slots[id] {
             Some(node) => node,
             None => unreachable!("node {id} is referenced but its slot is empty"),
+        }
+    }
+
+    /// What uses `name` below `parent`, if anything.
+    fn name_use(&self, parent: &Node, name: &str) -> Option<NameUse> {
+        let children = parent.children.as_deref()?;
+        if children.sub_loggers.contains_key(name) {
+            return Some(NameUse::SubLogger);
+        }
+        children
+            .by_name
+            .find(hash_name(name), |&id| name_of(&self.node(id).dn) == name)
+            .map(|_| NameUse::Child)
+    }
+
+    /// Whether `name` may be used below `parent` for `wanted`: it follows the rule, and no
+    /// child or sub-logger has it — except that a sub-logger may be asked for again.
+    fn check_name(&self, parent: &Node, name: &str, wanted: NameUse) -> Result<(), RunError> {
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                parent: parent.dn.to_string(),
+                name: name.to_owned(),
+                wanted,
+            });
+        }
+        match (self.name_use(parent, name), wanted) {
+            (None, _) | (Some(NameUse::SubLogger), NameUse::SubLogger) => Ok(()),
+            (Some(by), _) => Err(name_taken(parent, name, by, wanted)),
         }
     }
 
@@ -244,26 +281,25 @@ impl Tree {
         group: usize,
         token: CancellationToken,
         runnable: Arc<dyn DynRunnable>,
-        backoff: Backoff,
+        backoff: Arc<Backoff>,
     ) -> NodeId {
         let node = Node {
             dn,
+            runnable,
+            since: Instant::now(),
+            last_error: None,
+            incarnation: 0,
+            token,
+            children: None,
+            backoff: BackoffState::new(backoff),
             parent,
             group,
-            groups: Vec::new(),
-            names: FastMap::default(),
+            running_below: 0,
+            restarts: 0,
             state: NodeState::New,
             failed: false,
             running: false,
-            running_below: 0,
             restart_pending: false,
-            token,
-            runnable,
-            backoff: BackoffState::new(backoff),
-            incarnation: 0,
-            since: Instant::now(),
-            restarts: 0,
-            last_error: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -329,9 +365,9 @@ impl Tree {
         };
         for (i, (name, _)) in members.iter().enumerate() {
             let name = name.as_ref();
-            parent.check_name(name, NameUse::Child)?;
+            self.check_name(parent, name, NameUse::Child)?;
             if members[..i].iter().any(|(n, _)| n.as_ref() == name) {
-                return Err(parent.name_taken(name, NameUse::Child, NameUse::Child));
+                return Err(name_taken(parent, name, NameUse::Child, NameUse::Child));
             }
         }
         let Some((first, _)) = members.first() else {
@@ -346,9 +382,13 @@ impl Tree {
         }
         let parent_dn = parent.dn.clone();
         let parent_token = parent.token.clone();
-        let group_index = parent.groups.len();
-        let backoff = backoff.unwrap_or(&self.default_backoff).clone();
-        let mut ids = Vec::with_capacity(members.len());
+        let backoff = match backoff {
+            Some(backoff) => Arc::new(backoff.clone()),
+            None => self.default_backoff.clone(),
+        };
+        // Out of the parent while children are added, as indexing them reads their DNs.
+        let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
+        let group_index = children.group_ends.len();
         let mut starts = Vec::with_capacity(members.len());
         for (name, runnable) in members {
             let name = name.as_ref();
@@ -366,13 +406,14 @@ impl Tree {
                 backoff.clone(),
             );
             self.scratch = dn;
-            self.node_mut(key.id)
-                .names
-                .insert(name.into(), NameUse::Child);
-            ids.push(id);
+            children.ids.push(id);
+            children.by_name.insert_unique(hash_name(name), id, |&id| {
+                hash_name(name_of(&self.node(id).dn))
+            });
             starts.push(self.launch(id));
         }
-        self.node_mut(key.id).groups.push(ids);
+        children.group_ends.push(children.ids.len());
+        self.node_mut(key.id).children = Some(children);
         Ok(starts)
     }
 
@@ -386,11 +427,13 @@ impl Tree {
         let Some(node) = self.current(key) else {
             return Err(self.stale(key));
         };
-        node.check_name(name, NameUse::SubLogger)?;
+        self.check_name(node, name, NameUse::SubLogger)?;
         let dn = format!("{}.{name}", node.dn).into();
         self.node_mut(key.id)
-            .names
-            .insert(name.into(), NameUse::SubLogger);
+            .children
+            .get_or_insert_default()
+            .sub_loggers
+            .insert(name.into(), ());
         Ok(dn)
     }
 
@@ -491,7 +534,11 @@ impl Tree {
         let Some(parent) = node.parent else {
             return Vec::new();
         };
-        let siblings: Vec<Key> = self.node(parent).groups[node.group]
+        let Some(children) = self.node(parent).children.as_deref() else {
+            unreachable!("{} is missing from its parent's children", node.dn)
+        };
+        let siblings: Vec<Key> = children
+            .group(node.group)
             .iter()
             .filter(|&&s| s != id)
             .map(|&s| {
@@ -592,19 +639,19 @@ impl Tree {
 
     /// Forgets every node below `id`. Restarts pending among them are dropped (`Canceled`).
     fn forget_children(&mut self, id: NodeId, effects: &mut Effects) {
-        let node = self.node_mut(id);
-        node.names.clear();
-        let mut stack: Vec<NodeId> = std::mem::take(&mut node.groups)
-            .into_iter()
-            .flatten()
-            .collect();
+        let Some(children) = self.node_mut(id).children.take() else {
+            return;
+        };
+        let mut stack = children.ids;
         while let Some(c) = stack.pop() {
             if self.node(c).restart_pending {
                 self.drop_restart(c, effects);
             }
             if let Some(node) = self.slots[c].take() {
                 debug_assert!(!node.running, "forgot running node {}", node.dn);
-                stack.extend(node.groups.into_iter().flatten());
+                if let Some(children) = node.children {
+                    stack.extend(children.ids);
+                }
                 self.free.push(c);
             }
         }
