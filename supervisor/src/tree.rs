@@ -54,8 +54,8 @@ pub(crate) struct Key {
 struct Node {
     dn: Arc<str>,
     runnable: Arc<dyn DynRunnable>,
-    /// When the node entered its state.
-    since: Instant,
+    /// When the node entered its state: nanoseconds since the tree's `epoch`.
+    since: u64,
     /// Why it last failed.
     last_error: Option<Arc<str>>,
     incarnation: u64,
@@ -68,6 +68,9 @@ struct Node {
     running_below: usize,
     /// How often the node has been started again.
     restarts: u32,
+    /// The hash of the node's name, for its parent's index, which rehashes without
+    /// reading every child's DN.
+    name_hash: u32,
     state: NodeState,
     /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
     failed: bool,
@@ -100,6 +103,28 @@ impl Children {
 /// A child's name: the last label of its DN.
 fn name_of(dn: &str) -> &str {
     dn.rsplit_once('.').map_or(dn, |(_, name)| name)
+}
+
+/// A name's hash as its node keeps it: half of [`hash_name`]'s, which mixes every bit.
+fn name_hash(name: &str) -> u32 {
+    hash_name(name) as u32
+}
+
+/// A kept name hash as the children's index uses it: the table picks a bucket by the low
+/// bits and a tag by the top ones, so both halves carry it.
+fn index_hash(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
+/// The tree's clock. Nodes keep when they entered their state as nanoseconds since the
+/// tree was made: half the size of an `Instant`, and good for 584 years.
+#[derive(Clone, Copy)]
+struct Epoch(Instant);
+
+impl Epoch {
+    fn now(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 fn name_taken(parent: &Node, name: &str, by: NameUse, wanted: NameUse) -> RunError {
@@ -173,6 +198,7 @@ pub(crate) struct Tree {
     token: CancellationToken,
     /// Where DNs are assembled, to allocate each only once.
     scratch: String,
+    epoch: Epoch,
 }
 
 impl Tree {
@@ -192,6 +218,7 @@ impl Tree {
             activity,
             token,
             scratch: String::new(),
+            epoch: Epoch(Instant::now()),
         }
     }
 
@@ -217,7 +244,9 @@ impl Tree {
         }
         children
             .by_name
-            .find(hash_name(name), |&id| name_of(&self.node(id).dn) == name)
+            .find(index_hash(name_hash(name)), |&id| {
+                name_of(&self.node(id).dn) == name
+            })
             .map(|_| NameUse::Child)
     }
 
@@ -246,12 +275,13 @@ impl Tree {
     }
 
     fn set_state(&mut self, id: NodeId, state: NodeState) {
+        let now = self.epoch.now();
         let node = self.node_mut(id);
         if node.state == state {
             return;
         }
         node.state = state;
-        node.since = Instant::now();
+        node.since = now;
         self.notify(id, state);
     }
 
@@ -286,7 +316,7 @@ impl Tree {
         let node = Node {
             dn,
             runnable,
-            since: Instant::now(),
+            since: self.epoch.now(),
             last_error: None,
             incarnation: 0,
             token,
@@ -296,6 +326,7 @@ impl Tree {
             group,
             running_below: 0,
             restarts: 0,
+            name_hash: 0,
             state: NodeState::New,
             failed: false,
             running: false,
@@ -407,8 +438,10 @@ impl Tree {
             );
             self.scratch = dn;
             children.ids.push(id);
-            children.by_name.insert_unique(hash_name(name), id, |&id| {
-                hash_name(name_of(&self.node(id).dn))
+            let hash = name_hash(name);
+            self.node_mut(id).name_hash = hash;
+            children.by_name.insert_unique(index_hash(hash), id, |&id| {
+                index_hash(self.node(id).name_hash)
             });
             starts.push(self.launch(id));
         }
@@ -696,7 +729,7 @@ impl Tree {
     }
 
     pub(crate) fn status(&self) -> TreeStatus {
-        let now = Instant::now();
+        let now = self.epoch.now();
         let mut nodes: Vec<NodeStatus> = self
             .slots
             .iter()
@@ -704,7 +737,7 @@ impl Tree {
             .map(|n| NodeStatus {
                 dn: n.dn.to_string(),
                 state: n.state,
-                in_state: now.saturating_duration_since(n.since),
+                in_state: Duration::from_nanos(now.saturating_sub(n.since)),
                 restarts: n.restarts,
                 last_error: n.last_error.as_deref().map(str::to_owned),
                 running: n.running,
