@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::name::{NAME_RULE, Shown};
@@ -259,6 +260,18 @@ pub(crate) enum Failure {
     /// The runnable did not return within the shutdown grace period after its context was
     /// cancelled, and its future was dropped.
     Aborted(Duration),
+}
+
+impl Failure {
+    /// The failure as text, made once per failure: it is the node's last error and the
+    /// message of both log entries.
+    pub(crate) fn reason(&self) -> Arc<str> {
+        use fmt::Write as _;
+        // Most reasons fit: one allocation for the text instead of one per doubling.
+        let mut text = String::with_capacity(96);
+        let _ = write!(text, "{self}");
+        text.into()
+    }
 }
 
 impl fmt::Display for Failure {

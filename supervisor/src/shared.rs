@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::Activity;
-use crate::logtree::{LogTree, Logger};
+use crate::logtree::{LogTree, Logger, Severity};
 use crate::task::RunnableTask;
 use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
 
@@ -141,12 +141,14 @@ impl Shared {
     /// event from being routed there a second time.)
     fn log(&self, note: &Note) {
         let (dn, text) = match note {
-            Note::Failed { dn, failure } => {
+            Note::Failed { dn, reason, .. } => {
                 let node = Logger::new(self.log_tree.clone(), self.log_tree.meta_of_node(dn));
-                node.error(failure);
-                (dn, format!("{dn} failed: {failure}"))
+                node.log_text(Severity::Error, reason.to_string());
+                (dn, [&**dn, " failed: ", reason].concat())
             }
-            Note::Restarting { dn, delay } if delay.is_zero() => (dn, format!("restarting {dn}")),
+            Note::Restarting { dn, delay } if delay.is_zero() => {
+                (dn, ["restarting ", &**dn].concat())
+            }
             Note::Restarting { dn, delay } => {
                 (dn, format!("restarting {dn} after a backoff of {delay:?}"))
             }
@@ -156,11 +158,11 @@ impl Shared {
             ),
         };
         if let Note::Failed { .. } = note {
-            self.log.error(&text);
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
+            self.log.log_text(Severity::Error, text);
         } else {
-            self.log.info(&text);
             tracing::info!(target: "supervisor", parent: None, %dn, "{text}");
+            self.log.log_text(Severity::Info, text);
         }
     }
 }

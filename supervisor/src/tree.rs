@@ -156,9 +156,20 @@ pub(crate) struct Timer {
 /// Something the supervisor logs about a node.
 #[derive(Debug)]
 pub(crate) enum Note {
-    Failed { dn: Arc<str>, failure: Failure },
-    Restarting { dn: Arc<str>, delay: Duration },
-    RestartDropped { dn: Arc<str> },
+    /// `reason` is the failure as text, made once (it is also the node's last error); the
+    /// failure itself goes along to be dropped outside the lock, as it may hold user code.
+    Failed {
+        dn: Arc<str>,
+        reason: Arc<str>,
+        _failure: Failure,
+    },
+    Restarting {
+        dn: Arc<str>,
+        delay: Duration,
+    },
+    RestartDropped {
+        dn: Arc<str>,
+    },
 }
 
 /// What must happen, outside the lock, after a change to the tree.
@@ -554,10 +565,12 @@ impl Tree {
     fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
         self.set_state(id, NodeState::Dead);
         let node = self.node_mut(id);
-        node.last_error = Some(failure.to_string().into());
+        let reason = failure.reason();
+        node.last_error = Some(reason.clone());
         effects.notes.push(Note::Failed {
             dn: node.dn.clone(),
-            failure,
+            reason,
+            _failure: failure,
         });
         let node = self.node(id);
         if node.token.is_cancelled() {

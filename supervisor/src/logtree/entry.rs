@@ -1,5 +1,6 @@
 //! Log entries and their text forms.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -194,7 +195,9 @@ impl fmt::Debug for LogEntry {
 pub struct LeveledEntry {
     pub(super) severity: Severity,
     pub(super) timestamp: SystemTime,
-    pub(super) file: Box<str>,
+    /// Borrowed when it comes from code (`#[track_caller]`, `tracing` metadata): most
+    /// entries then cost no allocation for it.
+    pub(super) file: Cow<'static, str>,
     pub(super) line: u32,
     pub(super) verbosity: u32,
     /// Leading and trailing newlines removed; lines split on `\n` when read.

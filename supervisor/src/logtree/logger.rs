@@ -1,5 +1,6 @@
 //! Writing to the log tree: leveled loggers and raw line writers.
 
+use std::borrow::Cow;
 use std::fmt::{self, Display};
 use std::io;
 use std::panic::Location;
@@ -78,6 +79,12 @@ impl Logger {
         self.log(Severity::Fatal, 0, Location::caller(), message);
     }
 
+    /// Logs text already made, without formatting it again.
+    #[track_caller]
+    pub(crate) fn log_text(&self, severity: Severity, message: String) {
+        self.log_owned(severity, 0, Location::caller(), message);
+    }
+
     /// A verbose logger: it records only if this DN's verbosity
     /// ([`LogTree::set_verbosity`](super::LogTree::set_verbosity), default 0) is at least
     /// `level`.
@@ -88,12 +95,28 @@ impl Logger {
         }
     }
 
-    fn log(&self, severity: Severity, verbosity: u32, at: &Location<'_>, message: impl Display) {
+    fn log(
+        &self,
+        severity: Severity,
+        verbosity: u32,
+        at: &'static Location<'static>,
+        message: impl Display,
+    ) {
+        self.log_owned(severity, verbosity, at, message.to_string());
+    }
+
+    fn log_owned(
+        &self,
+        severity: Severity,
+        verbosity: u32,
+        at: &'static Location<'static>,
+        message: String,
+    ) {
         self.write(
             LeveledEntry {
                 severity,
                 timestamp: SystemTime::now(),
-                file: base_name(at.file()).into(),
+                file: Cow::Borrowed(base_name(at.file())),
                 line: at.line(),
                 verbosity,
                 message: Box::default(),
@@ -133,7 +156,7 @@ impl Logger {
             LeveledEntry {
                 severity: external.severity,
                 timestamp: external.timestamp.unwrap_or_else(SystemTime::now),
-                file: file.into(),
+                file: Cow::Owned(file.to_owned()),
                 line: external.line,
                 verbosity: 0,
                 message: Box::default(),
@@ -143,9 +166,8 @@ impl Logger {
         );
     }
 
-    fn write(&self, entry: LeveledEntry, message: impl Display) {
-        self.tree
-            .append_leveled(&self.dn.dn, entry, message.to_string());
+    fn write(&self, entry: LeveledEntry, message: String) {
+        self.tree.append_leveled(&self.dn.dn, entry, message);
     }
 }
 

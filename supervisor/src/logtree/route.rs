@@ -17,6 +17,7 @@
 //!
 //! [`Context::span`]: crate::Context::span
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, OnceLock};
@@ -199,16 +200,15 @@ fn record(route: &dyn RouteTarget, event: &Event<'_>) {
     let mut text = Message::default();
     event.record(&mut text);
     let message = text.text();
-    let file = text
-        .log_file
-        .as_deref()
-        .or(metadata.file())
-        .unwrap_or("unknown");
+    let file = match text.log_file.take() {
+        Some(file) => Cow::Owned(base_name(&file).to_owned()),
+        None => Cow::Borrowed(base_name(metadata.file().unwrap_or("unknown"))),
+    };
     let line = text.log_line.or(metadata.line()).unwrap_or(0);
     let entry = LeveledEntry {
         severity,
         timestamp: SystemTime::now(),
-        file: base_name(file).into(),
+        file,
         line,
         verbosity,
         message: Box::default(),
