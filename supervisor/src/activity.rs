@@ -136,11 +136,15 @@ impl TaskWake {
         }
     }
 
-    /// A wake from one of the futures the task polls.
+    /// A wake from one of the futures the task polls. Only the first wake since the last
+    /// poll began is passed on: the runtime has been (or, for a task not yet polled, is
+    /// about to be) asked for that poll already, and a task waiting on its context and on
+    /// the runnable's futures is often woken twice by one cancellation.
     pub(crate) fn wake(&self, activity: &Activity) {
-        if !self.scheduled.swap(true, Ordering::SeqCst) {
-            activity.enter();
+        if self.scheduled.swap(true, Ordering::SeqCst) {
+            return;
         }
+        activity.enter();
         let slot = lock(&self.runtime);
         if let Some(waker) = slot.as_ref() {
             waker.wake_by_ref();
