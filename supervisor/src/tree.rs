@@ -86,8 +86,9 @@ struct Children {
     ids: Vec<NodeId>,
     /// Where each group ends in `ids`.
     group_ends: Vec<usize>,
-    /// The children by name: their slots, hashed by their DNs' last label (so each name is
-    /// stored once, in the child's DN).
+    /// The children by name, once there are more than [`INDEXED_FROM`]: their slots, hashed
+    /// by the name hash their nodes keep (so each name is stored once, in the child's DN).
+    /// Fewer are found by going through `ids`, which costs less than keeping a table.
     by_name: HashTable<NodeId>,
     /// Names taken by sub-loggers.
     sub_loggers: FastMap<Box<str>, ()>,
@@ -99,6 +100,13 @@ impl Children {
         &self.ids[start..self.group_ends[group]]
     }
 }
+
+/// How many children a node may have before they are indexed by name.
+const INDEXED_FROM: usize = 8;
+
+/// Groups larger than this are checked for repeated names with a set rather than by
+/// comparing every pair.
+const PAIRWISE_UP_TO: usize = 16;
 
 /// A child's name: the last label of its DN.
 fn name_of(dn: &str) -> &str {
@@ -253,12 +261,36 @@ impl Tree {
         if children.sub_loggers.contains_key(name) {
             return Some(NameUse::SubLogger);
         }
-        children
-            .by_name
-            .find(index_hash(name_hash(name)), |&id| {
-                name_of(&self.node(id).dn) == name
-            })
-            .map(|_| NameUse::Child)
+        self.child_named(children, name).map(|_| NameUse::Child)
+    }
+
+    fn child_named(&self, children: &Children, name: &str) -> Option<NodeId> {
+        let hash = name_hash(name);
+        let named = |&id: &NodeId| {
+            let child = self.node(id);
+            child.name_hash == hash && name_of(&child.dn) == name
+        };
+        if children.ids.len() <= INDEXED_FROM {
+            children.ids.iter().copied().find(named)
+        } else {
+            children.by_name.find(index_hash(hash), named).copied()
+        }
+    }
+
+    /// Adds `id` (whose node keeps its name hash) to `children`, indexing them all by name
+    /// when there come to be more than [`INDEXED_FROM`].
+    fn add_child(&self, children: &mut Children, id: NodeId) {
+        children.ids.push(id);
+        let rehash = |&id: &NodeId| index_hash(self.node(id).name_hash);
+        let new = match children.ids.len() {
+            n if n <= INDEXED_FROM => return,
+            n if n == INDEXED_FROM + 1 => &children.ids[..],
+            n => &children.ids[n - 1..],
+        };
+        for &child in new {
+            let hash = index_hash(self.node(child).name_hash);
+            children.by_name.insert_unique(hash, child, rehash);
+        }
     }
 
     /// Whether `name` may be used below `parent` for `wanted`: it follows the rule, and no
@@ -405,10 +437,15 @@ impl Tree {
         let Some(parent) = self.current(key) else {
             return Err(self.stale(key));
         };
+        let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastMap::<&str, ()>::default);
         for (i, (name, _)) in members.iter().enumerate() {
             let name = name.as_ref();
             self.check_name(parent, name, NameUse::Child)?;
-            if members[..i].iter().any(|(n, _)| n.as_ref() == name) {
+            let repeated = match &mut seen {
+                Some(seen) => seen.insert(name, ()).is_some(),
+                None => members[..i].iter().any(|(n, _)| n.as_ref() == name),
+            };
+            if repeated {
                 return Err(name_taken(parent, name, NameUse::Child, NameUse::Child));
             }
         }
@@ -428,7 +465,7 @@ impl Tree {
             Some(backoff) => Arc::new(backoff.clone()),
             None => self.default_backoff.clone(),
         };
-        // Out of the parent while children are added, as indexing them reads their DNs.
+        // Out of the parent while children are added, as indexing them reads their nodes.
         let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
         let group_index = children.group_ends.len();
         let mut starts = Vec::with_capacity(members.len());
@@ -448,12 +485,8 @@ impl Tree {
                 backoff.clone(),
             );
             self.scratch = dn;
-            children.ids.push(id);
-            let hash = name_hash(name);
-            self.node_mut(id).name_hash = hash;
-            children.by_name.insert_unique(index_hash(hash), id, |&id| {
-                index_hash(self.node(id).name_hash)
-            });
+            self.node_mut(id).name_hash = name_hash(name);
+            self.add_child(&mut children, id);
             starts.push(self.launch(id));
         }
         children.group_ends.push(children.ids.len());

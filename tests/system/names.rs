@@ -127,6 +127,52 @@ async fn duplicate_children_are_refused() {
     shut_down(sup).await;
 }
 
+/// Past a few children the names are found through an index, and past a few members a
+/// group is checked for repeats with a set: the rules hold the same at every size.
+#[tokio::test(start_paused = true)]
+async fn names_stay_unique_among_many_children_and_in_large_groups() {
+    let (sup, _) = inside_root(|ctx| {
+        for i in 0..40 {
+            ctx.run(&format!("c{i}"), serve).unwrap();
+        }
+        let lease = ctx.sub_logger("lease").unwrap();
+        for name in ["c0", "c8", "c9", "c39", "lease"] {
+            let err = ctx.run(name, serve).unwrap_err();
+            assert!(
+                matches!(err, RunError::NameTaken { name: ref n, .. } if n == name),
+                "{name}: {err:?}"
+            );
+        }
+        for name in ["c1", "c20"] {
+            assert!(ctx.sub_logger(name).is_err(), "{name} is a child");
+        }
+        assert_eq!(ctx.sub_logger("lease").unwrap().dn(), lease.dn());
+        // A large group whose last member repeats an earlier one starts nothing.
+        let mut group = Group::new();
+        for i in 0..30 {
+            group = group.add(&format!("g{i}"), serve);
+        }
+        let err = ctx.run_group(group.add("g7", serve)).unwrap_err();
+        assert!(matches!(err, RunError::NameTaken { ref name, .. } if name == "g7"));
+        // A large group clashing with an existing child starts nothing either.
+        let mut group = Group::new();
+        for i in 0..30 {
+            group = group.add(&format!("h{i}"), serve);
+        }
+        assert!(ctx.run_group(group.add("c33", serve)).is_err());
+        ctx.run("c40", serve).unwrap();
+    })
+    .await;
+    let states = sup.states();
+    assert_eq!(states.len(), 1 + 41);
+    assert!(
+        states
+            .keys()
+            .all(|dn| dn == "root" || dn.starts_with("root.c"))
+    );
+    shut_down(sup).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_invalid_member_refuses_the_whole_group() {
     let (sup, _) = inside_root(|ctx| {
