@@ -1,12 +1,12 @@
 //! What the supervisor runs: any `Fn(Context) -> impl Future<Output = Result>`.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::Context;
-
-/// A boxed, sendable future of a runnable's result.
-pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = crate::Result> + Send + 'static>>;
+use crate::shared::Shared;
+use crate::task::RunnableTask;
+use crate::tree::Start;
 
 /// An async job supervised for its whole life.
 ///
@@ -69,13 +69,17 @@ where
     type Future = Fut;
 }
 
-/// A runnable with its future type erased, as the tree stores it.
+/// A runnable with its type erased, as the tree stores it.
 pub(crate) trait DynRunnable: Send + Sync + 'static {
-    fn start(&self, ctx: Context) -> BoxFuture;
+    /// Spawns the task of the incarnation `start`. The task is made here, where the
+    /// runnable's type is known, so that its future lives in the task unboxed.
+    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: &Start);
 }
 
 impl<R: Runnable> DynRunnable for R {
-    fn start(&self, ctx: Context) -> BoxFuture {
-        Box::pin(self(ctx))
+    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: &Start) {
+        shared
+            .tracker
+            .spawn(RunnableTask::new(shared.clone(), start, self));
     }
 }

@@ -18,7 +18,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::Activity;
 use crate::logtree::{LogTree, Logger, Severity};
-use crate::task::RunnableTask;
 use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
 
 pub(crate) struct Shared {
@@ -93,7 +92,7 @@ impl Shared {
                 verbose.info(format_args!("starting {}", start.dn));
             }
         }
-        self.tracker.spawn(RunnableTask::new(self.clone(), start));
+        start.runnable.clone().spawn(self, &start);
     }
 
     fn arm(self: &Arc<Self>, timer: Timer) {
