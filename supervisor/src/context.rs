@@ -57,6 +57,10 @@ pub struct Context {
 /// What one incarnation's context, task and log routing share, in one allocation: a large
 /// tree has one per runnable, so everything per-runnable lives here unless it is made only
 /// when first needed.
+///
+/// It is also the task's waker. Like a tokio task's own waker, which keeps its runtime's
+/// handle, a waker kept after its task has ended keeps the incarnation, and so the
+/// supervisor's shared state, until it is dropped or woken — as a kept [`Context`] does.
 pub(crate) struct Incarnation {
     shared: Arc<Shared>,
     key: Key,
