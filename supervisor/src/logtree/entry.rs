@@ -93,6 +93,7 @@ pub(super) struct EntryInner {
     pub(super) payload: Payload,
 }
 
+#[derive(Clone)]
 pub(super) enum Payload {
     Leveled(LeveledEntry),
     Raw(RawEntry),
@@ -123,10 +124,7 @@ impl LogEntry {
 
     /// The leveled entry, if this is one.
     pub fn leveled(&self) -> Option<&LeveledEntry> {
-        match &self.0.payload {
-            Payload::Leveled(l) => Some(l),
-            Payload::Raw(_) => None,
-        }
+        self.0.payload.leveled()
     }
 
     /// The raw entry, if this is one.
@@ -136,16 +134,25 @@ impl LogEntry {
             Payload::Leveled(_) => None,
         }
     }
+}
 
-    /// The bytes this entry accounts for against the global budget: its text plus a fixed
+impl Payload {
+    /// The bytes an entry accounts for against the global budget: its text plus a fixed
     /// overhead for the bookkeeping around it.
     pub(super) fn cost(&self) -> usize {
         const OVERHEAD: usize = 96;
         OVERHEAD
-            + match &self.0.payload {
+            + match self {
                 Payload::Leveled(l) => l.message.len() + l.file.len(),
                 Payload::Raw(r) => r.data.len(),
             }
+    }
+
+    pub(super) fn leveled(&self) -> Option<&LeveledEntry> {
+        match self {
+            Payload::Leveled(l) => Some(l),
+            Payload::Raw(_) => None,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //!   appended, and that is the journal order readers see.
 //! - Each DN's deque holds its retained entries in sequence order; retention only ever
 //!   removes from the front, so an entry of `dn` with number `s` is retained exactly when
-//!   `s >= front(dn).seq`.
+//!   `s >= front(dn).seq`. Entries are stored in the deque itself, not shared: a
+//!   [`LogEntry`] is made only for a reader or a stream, so writing one costs no allocation
+//!   of its own, and retention drops old entries without chasing pointers.
 //! - `order` lists `(seq, dn)` of appended entries oldest first, including some already
 //!   evicted by per-DN retention ("orphans"); it is compacted when orphans outnumber the
 //!   retained entries, so its size stays proportional to what is retained.
@@ -35,13 +37,19 @@ pub(super) struct Limits {
 
 pub(super) struct Journal {
     next_seq: u64,
-    dns: BTreeMap<Arc<str>, VecDeque<LogEntry>>,
+    dns: BTreeMap<Arc<str>, VecDeque<Stored>>,
     order: VecDeque<(u64, Arc<str>)>,
     retained: usize,
     bytes: usize,
     subscribers: Vec<Option<Arc<Subscriber>>>,
     free: Vec<usize>,
     limits: Limits,
+}
+
+/// A retained entry, in its DN's deque.
+struct Stored {
+    seq: u64,
+    payload: Payload,
 }
 
 /// What a subscription's stream has not read yet.
@@ -118,30 +126,33 @@ impl Journal {
     pub(super) fn append(&mut self, dn: &Arc<str>, payload: Payload) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = LogEntry::new(dn.clone(), seq, payload);
-        let cost = entry.cost();
+        // One entry for every stream that selects it, made only if one does.
+        let mut streamed: Option<LogEntry> = None;
+        for sub in self.subscribers.iter().flatten() {
+            if sub.filter.matches(dn, &payload) {
+                let entry =
+                    streamed.get_or_insert_with(|| LogEntry::new(dn.clone(), seq, payload.clone()));
+                sub.offer(entry);
+            }
+        }
+        let cost = payload.cost();
         let deque = match self.dns.get_mut(&**dn) {
             Some(d) => d,
             None => self.dns.entry(dn.clone()).or_default(),
         };
-        deque.push_back(entry.clone());
+        deque.push_back(Stored { seq, payload });
         self.retained += 1;
         self.bytes += cost;
         if deque.len() > self.limits.per_dn {
             if let Some(old) = deque.pop_front() {
                 self.retained -= 1;
-                self.bytes -= old.cost();
+                self.bytes -= old.payload.cost();
             }
         }
         self.order.push_back((seq, dn.clone()));
         while self.bytes > self.limits.global_bytes && self.evict_oldest() {}
         if self.order.len() > 2 * self.retained + 1024 {
             self.compact_order();
-        }
-        for sub in self.subscribers.iter().flatten() {
-            if sub.filter.matches(&entry) {
-                sub.offer(&entry);
-            }
         }
     }
 
@@ -151,10 +162,10 @@ impl Journal {
             let Some(deque) = self.dns.get_mut(&*dn) else {
                 continue;
             };
-            if deque.front().is_some_and(|e| e.seq() == seq) {
+            if deque.front().is_some_and(|e| e.seq == seq) {
                 if let Some(old) = deque.pop_front() {
                     self.retained -= 1;
-                    self.bytes -= old.cost();
+                    self.bytes -= old.payload.cost();
                 }
                 if deque.is_empty() {
                     self.dns.remove(&*dn);
@@ -170,7 +181,7 @@ impl Journal {
         self.order.retain(|(seq, dn)| {
             dns.get(&**dn)
                 .and_then(VecDeque::front)
-                .is_some_and(|front| front.seq() <= *seq)
+                .is_some_and(|front| front.seq <= *seq)
         });
     }
 
@@ -243,16 +254,17 @@ impl Journal {
         before: u64,
         newest: Option<usize>,
     ) -> Vec<LogEntry> {
-        let Some(deque) = self.dns.get(dn) else {
+        let Some((dn, deque)) = self.dns.get_key_value(dn) else {
             return Vec::new();
         };
         let selected = deque
             .iter()
             .rev()
-            .filter(|e| e.seq() < before && filter.matches(e));
+            .filter(|e| e.seq < before && filter.matches(dn, &e.payload))
+            .map(|e| LogEntry::new(dn.clone(), e.seq, e.payload.clone()));
         let mut out: Vec<LogEntry> = match newest {
-            Some(n) => selected.take(n).cloned().collect(),
-            None => selected.cloned().collect(),
+            Some(n) => selected.take(n).collect(),
+            None => selected.collect(),
         };
         out.reverse();
         out

@@ -244,8 +244,9 @@ impl LogTree {
     /// backlog of retained entries and, if asked for, a live stream of what follows.
     ///
     /// The backlog and the stream select the same entries, and together hold each matching
-    /// entry exactly once, in journal order. The backlog is copied one DN at a time, so a
-    /// large read holds writers up only briefly.
+    /// entry exactly once, in journal order. The backlog is copied one DN at a time (at
+    /// most [`per_dn_entries`](LogTreeBuilder::per_dn_entries) entries under the journal's
+    /// lock), so a large read holds writers up only briefly.
     pub fn read(&self, dn: &str, options: ReadOptions) -> Result<LogReader, LogError> {
         check_dn(dn, true)?;
         let filter = options.filter(dn)?;

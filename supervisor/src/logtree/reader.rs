@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use super::entry::{LogEntry, Severity};
+use super::entry::{LogEntry, Payload, Severity};
 use super::journal::Subscriber;
 use super::{Inner, LogError};
 
@@ -139,14 +139,15 @@ impl Filter {
             || (dn.len() > root.len() && dn.starts_with(root) && dn.as_bytes()[root.len()] == b'.')
     }
 
-    pub(super) fn matches(&self, entry: &LogEntry) -> bool {
+    /// Whether an entry at `dn` with `payload` is selected.
+    pub(super) fn matches(&self, dn: &str, payload: &Payload) -> bool {
         let dn_ok = if self.with_children {
-            Filter::in_subtree(&self.dn, entry.dn())
+            Filter::in_subtree(&self.dn, dn)
         } else {
-            entry.dn() == self.dn
+            dn == self.dn
         };
         dn_ok
-            && match entry.leveled() {
+            && match payload.leveled() {
                 Some(l) => !self.only_raw && self.min_severity.is_none_or(|m| l.severity() >= m),
                 None => !self.only_leveled,
             }
