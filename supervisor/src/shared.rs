@@ -11,7 +11,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::lock::lock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -69,8 +69,11 @@ impl Shared {
 
     /// Carries out what a change to the tree asked for.
     pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
-        for note in &effects.notes {
-            self.log(note);
+        if !effects.notes.is_empty() {
+            let now = SystemTime::now();
+            for note in &effects.notes {
+                self.log(note, now);
+            }
         }
         for start in effects.starts {
             self.spawn(start);
@@ -138,11 +141,11 @@ impl Shared {
     /// node's own DN — and as a `tracing` event at target `supervisor` outside any runnable
     /// span, for the application's own subscriber. (Writing to the tree directly keeps the
     /// event from being routed there a second time.)
-    fn log(&self, note: &Note) {
+    fn log(&self, note: &Note, now: SystemTime) {
         let (dn, text) = match note {
             Note::Failed { dn, reason, .. } => {
                 let node = Logger::new(self.log_tree.clone(), self.log_tree.meta_of_node(dn));
-                node.log_text(Severity::Error, reason.to_string());
+                node.log_text(Severity::Error, reason.to_string(), now);
                 (dn, [&**dn, " failed: ", reason].concat())
             }
             Note::Restarting { dn, delay } if delay.is_zero() => {
@@ -158,10 +161,10 @@ impl Shared {
         };
         if let Note::Failed { .. } = note {
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
-            self.log.log_text(Severity::Error, text);
+            self.log.log_text(Severity::Error, text, now);
         } else {
             tracing::info!(target: "supervisor", parent: None, %dn, "{text}");
-            self.log.log_text(Severity::Info, text);
+            self.log.log_text(Severity::Info, text, now);
         }
     }
 }

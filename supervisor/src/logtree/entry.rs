@@ -324,7 +324,10 @@ pub(super) fn trim_newlines(s: &str) -> &str {
 
 /// The base name of a source path (`src/foo/bar.rs` → `bar.rs`).
 pub(super) fn base_name(path: &str) -> &str {
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
+    match path.bytes().rposition(|b| b == b'/' || b == b'\\') {
+        Some(slash) => &path[slash + 1..],
+        None => path,
+    }
 }
 
 #[cfg(test)]

@@ -79,10 +79,12 @@ impl Logger {
         self.log(Severity::Fatal, 0, Location::caller(), message);
     }
 
-    /// Logs text already made, without formatting it again.
+    /// Logs text already made, without formatting it again, at `timestamp` (entries that
+    /// tell of one event share its time).
     #[track_caller]
-    pub(crate) fn log_text(&self, severity: Severity, message: String) {
-        self.log_owned(severity, 0, Location::caller(), message);
+    pub(crate) fn log_text(&self, severity: Severity, message: String, timestamp: SystemTime) {
+        let entry = from_code(severity, 0, Location::caller(), timestamp);
+        self.write(entry, message);
     }
 
     /// A verbose logger: it records only if this DN's verbosity
@@ -102,28 +104,8 @@ impl Logger {
         at: &'static Location<'static>,
         message: impl Display,
     ) {
-        self.log_owned(severity, verbosity, at, message.to_string());
-    }
-
-    fn log_owned(
-        &self,
-        severity: Severity,
-        verbosity: u32,
-        at: &'static Location<'static>,
-        message: String,
-    ) {
-        self.write(
-            LeveledEntry {
-                severity,
-                timestamp: SystemTime::now(),
-                file: Cow::Borrowed(base_name(at.file())),
-                line: at.line(),
-                verbosity,
-                message: Box::default(),
-                original_len: None,
-            },
-            message,
-        );
+        let entry = from_code(severity, verbosity, at, SystemTime::now());
+        self.write(entry, message.to_string());
     }
 
     /// Records an entry from an outside source (a child process's klog line, a forwarded
@@ -174,6 +156,24 @@ impl Logger {
 impl fmt::Debug for Logger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Logger").field("dn", &self.dn()).finish()
+    }
+}
+
+/// An entry logged from code at `at`, its message still to be set.
+fn from_code(
+    severity: Severity,
+    verbosity: u32,
+    at: &'static Location<'static>,
+    timestamp: SystemTime,
+) -> LeveledEntry {
+    LeveledEntry {
+        severity,
+        timestamp,
+        file: Cow::Borrowed(base_name(at.file())),
+        line: at.line(),
+        verbosity,
+        message: Box::default(),
+        original_len: None,
     }
 }
 
