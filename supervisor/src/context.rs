@@ -212,7 +212,7 @@ impl Context {
         let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
         match signalled {
             Signalled::Accepted => {}
-            Signalled::Failed(effects) => self.inner.shared.apply(effects),
+            Signalled::Failed(effects) => self.inner.shared.apply(*effects),
             Signalled::Stale => tracing::warn!(
                 target: "supervisor",
                 parent: None,

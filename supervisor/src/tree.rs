@@ -38,6 +38,7 @@ use crate::runnable::DynRunnable;
 use crate::status::{NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -180,13 +181,17 @@ pub(crate) enum Note {
     },
 }
 
-/// What must happen, outside the lock, after a change to the tree.
+/// Tasks to spawn: as many as the members of a group, most often one.
+pub(crate) type Starts = SmallVec<[Start; 1]>;
+
+/// What must happen, outside the lock, after a change to the tree. One event usually
+/// brings a note or two and a start, which stay inline; timers are rarer.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    pub(crate) starts: Vec<Start>,
+    pub(crate) starts: Starts,
     pub(crate) timers: Vec<Timer>,
-    pub(crate) notes: Vec<Note>,
+    pub(crate) notes: SmallVec<[Note; 2]>,
 }
 
 /// How a node's task ended.
@@ -199,8 +204,8 @@ pub(crate) enum Outcome {
 /// What became of a signal.
 pub(crate) enum Signalled {
     Accepted,
-    /// The signal was illegal: the node is now `Dead`.
-    Failed(Effects),
+    /// The signal was illegal: the node is now `Dead`. (Boxed: rare, and large.)
+    Failed(Box<Effects>),
     /// The context's incarnation has ended; nothing changed.
     Stale,
 }
@@ -433,7 +438,7 @@ impl Tree {
         key: Key,
         members: &[(S, Arc<dyn DynRunnable>)],
         backoff: Option<&Backoff>,
-    ) -> Result<Vec<Start>, RunError> {
+    ) -> Result<Starts, RunError> {
         let Some(parent) = self.current(key) else {
             return Err(self.stale(key));
         };
@@ -450,7 +455,7 @@ impl Tree {
             }
         }
         let Some((first, _)) = members.first() else {
-            return Ok(Vec::new());
+            return Ok(Starts::new());
         };
         if parent.state != NodeState::New || !parent.running {
             return Err(RunError::NotNew {
@@ -468,7 +473,7 @@ impl Tree {
         // Out of the parent while children are added, as indexing them reads their nodes.
         let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
         let group_index = children.group_ends.len();
-        let mut starts = Vec::with_capacity(members.len());
+        let mut starts = Starts::with_capacity(members.len());
         for (name, runnable) in members {
             let name = name.as_ref();
             let mut dn = std::mem::take(&mut self.scratch);
@@ -547,7 +552,7 @@ impl Tree {
                 let siblings =
                     self.fail(key.id, Failure::IllegalSignal(signal, state), &mut effects);
                 self.restart_all(siblings, &mut effects);
-                Signalled::Failed(effects)
+                Signalled::Failed(Box::new(effects))
             }
         }
     }
