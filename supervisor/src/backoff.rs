@@ -146,6 +146,10 @@ impl BackoffState {
     /// The delay to wait before this restart; advances to the next one.
     pub(crate) fn next_delay(&mut self, rng: &mut Rng) -> Duration {
         let base = self.next;
+        if base.is_zero() {
+            // No backoff: zero scaled and spread is zero, now and for every later restart.
+            return Duration::ZERO;
+        }
         self.next = self
             .policy
             .capped(scale(base, self.policy.multiplier).max(base));

@@ -144,8 +144,8 @@ impl Shared {
     fn log(&self, note: &Note, now: SystemTime) {
         let (dn, text) = match note {
             Note::Failed { dn, reason, .. } => {
-                let node = Logger::new(self.log_tree.clone(), self.log_tree.meta_of_node(dn));
-                node.log_text(Severity::Error, reason.to_string(), now);
+                self.log_tree
+                    .log_text(dn, Severity::Error, reason.to_string(), now);
                 (dn, [&**dn, " failed: ", reason].concat())
             }
             Note::Restarting { dn, delay } if delay.is_zero() => {

@@ -83,8 +83,8 @@ impl Logger {
     /// tell of one event share its time).
     #[track_caller]
     pub(crate) fn log_text(&self, severity: Severity, message: String, timestamp: SystemTime) {
-        let entry = from_code(severity, 0, Location::caller(), timestamp);
-        self.write(entry, message);
+        self.tree
+            .log_text(&self.dn.dn, severity, message, timestamp);
     }
 
     /// A verbose logger: it records only if this DN's verbosity
@@ -160,7 +160,7 @@ impl fmt::Debug for Logger {
 }
 
 /// An entry logged from code at `at`, its message still to be set.
-fn from_code(
+pub(super) fn from_code(
     severity: Severity,
     verbosity: u32,
     at: &'static Location<'static>,

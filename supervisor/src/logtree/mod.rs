@@ -53,8 +53,10 @@ mod route;
 mod time;
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use crate::lock::lock;
 
@@ -226,6 +228,20 @@ impl LogTree {
 
     fn append(&self, dn: &Arc<str>, payload: entry::Payload) {
         self.inner.journal().append(dn, payload);
+    }
+
+    /// Logs text already made at `dn` (valid, as the caller knows), at verbosity 0 and at
+    /// `timestamp`: no DN metadata is needed for that.
+    #[track_caller]
+    pub(crate) fn log_text(
+        &self,
+        dn: &Arc<str>,
+        severity: Severity,
+        message: String,
+        timestamp: SystemTime,
+    ) {
+        let entry = logger::from_code(severity, 0, Location::caller(), timestamp);
+        self.append_leveled(dn, entry, message);
     }
 
     /// Appends a leveled entry with `message` as stored: leading and trailing newlines
