@@ -80,13 +80,13 @@ pub(crate) struct Incarnation {
 impl Context {
     /// The context of a task about to be spawned for `start`, whose wake the tree has
     /// already counted.
-    pub(crate) fn new(shared: Arc<Shared>, start: &Start) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, start: Start) -> Self {
         Context {
             inner: Arc::new(Incarnation {
                 shared,
                 key: start.key,
-                dn: start.dn.clone(),
-                token: start.token.clone(),
+                dn: start.dn,
+                token: start.token,
                 meta: OnceLock::new(),
                 span: OnceLock::new(),
                 wake: TaskWake::scheduled(),

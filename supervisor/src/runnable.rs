@@ -71,13 +71,14 @@ where
 
 /// A runnable with its type erased, as the tree stores it.
 pub(crate) trait DynRunnable: Send + Sync + 'static {
-    /// Spawns the task of the incarnation `start`. The task is made here, where the
-    /// runnable's type is known, so that its future lives in the task unboxed.
-    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: &Start);
+    /// Spawns the task of the incarnation `start` (whose runnable this is). The task is
+    /// made here, where the runnable's type is known, so that its future lives in the task
+    /// unboxed.
+    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: Start);
 }
 
 impl<R: Runnable> DynRunnable for R {
-    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: &Start) {
+    fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: Start) {
         shared
             .tracker
             .spawn(RunnableTask::new(shared.clone(), start, self));

@@ -95,7 +95,7 @@ impl Shared {
                 verbose.info(format_args!("starting {}", start.dn));
             }
         }
-        start.runnable.clone().spawn(self, &start);
+        start.runnable.clone().spawn(self, start);
     }
 
     fn arm(self: &Arc<Self>, timer: Timer) {

@@ -52,7 +52,7 @@ pin_project! {
 }
 
 impl<R: Runnable> RunnableTask<R> {
-    pub(crate) fn new(shared: Arc<Shared>, start: &Start, runnable: Arc<R>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, start: Start, runnable: Arc<R>) -> Self {
         let cancelled = start.token.clone().cancelled_owned();
         let ctx = Context::new(shared, start);
         let waker = Waker::from(ctx.incarnation().clone());
