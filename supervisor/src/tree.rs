@@ -465,7 +465,10 @@ impl Tree {
             });
         }
         let parent_dn = parent.dn.clone();
-        let parent_token = parent.token.clone();
+        // Made while the parent is at hand: a clone of its token would cost a lock to take
+        // and another to drop.
+        let tokens: SmallVec<[CancellationToken; 1]> =
+            members.iter().map(|_| parent.token.child_token()).collect();
         let backoff = match backoff {
             Some(backoff) => Arc::new(backoff.clone()),
             None => self.default_backoff.clone(),
@@ -474,7 +477,7 @@ impl Tree {
         let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
         let group_index = children.group_ends.len();
         let mut starts = Starts::with_capacity(members.len());
-        for (name, runnable) in members {
+        for ((name, runnable), token) in members.iter().zip(tokens) {
             let name = name.as_ref();
             let mut dn = std::mem::take(&mut self.scratch);
             dn.clear();
@@ -485,7 +488,7 @@ impl Tree {
                 Arc::from(dn.as_str()),
                 Some(key.id),
                 group_index,
-                parent_token.child_token(),
+                token,
                 runnable.clone(),
                 backoff.clone(),
             );
@@ -678,7 +681,7 @@ impl Tree {
                     id: top,
                     incarnation: node.incarnation,
                 };
-                let parent = self.parent_token(top);
+                let parent = self.parent_token(top).clone();
                 effects.notes.push(Note::Restarting { dn, delay });
                 effects.timers.push(Timer {
                     key,
@@ -703,10 +706,10 @@ impl Tree {
         node.backoff.next_delay(&mut self.rng)
     }
 
-    fn parent_token(&self, id: NodeId) -> CancellationToken {
+    fn parent_token(&self, id: NodeId) -> &CancellationToken {
         match self.node(id).parent {
-            Some(p) => self.node(p).token.clone(),
-            None => self.token.clone(),
+            Some(p) => &self.node(p).token,
+            None => &self.token,
         }
     }
 
