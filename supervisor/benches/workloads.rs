@@ -85,6 +85,7 @@ fn main() {
                 w1(&mut table, n).await;
                 w6(&mut table, n).await;
             }
+            table.growth_rows();
         }
     });
     table.print();
@@ -96,6 +97,8 @@ fn main() {
 #[derive(Default)]
 struct Table {
     rows: Vec<[String; 5]>,
+    /// Per-runnable medians of W1/W6/W7: (what, runnables, ours, floor), for W7's growth.
+    per_runnable: Vec<(&'static str, usize, f64, f64)>,
 }
 
 impl Table {
@@ -107,6 +110,33 @@ impl Table {
             format!("{ratio:.2}×"),
             target.to_owned(),
         ]);
+    }
+
+    /// W7's linearity: the per-runnable time at each large size against that at 10,000,
+    /// for the supervisor and (for comparison, as caches stop holding the working set) for
+    /// the floor. The ratio column is the supervisor's growth over the floor's.
+    fn growth_rows(&mut self) {
+        let rows: Vec<_> = self
+            .per_runnable
+            .iter()
+            .filter(|(_, n, ..)| *n > 10_000)
+            .filter_map(|&(what, n, o, f)| {
+                let &(_, _, o0, f0) = self
+                    .per_runnable
+                    .iter()
+                    .find(|(w, n0, ..)| *w == what && *n0 == 10_000)?;
+                Some((what, n, o / o0, f / f0))
+            })
+            .collect();
+        for (what, n, ours, floor) in rows {
+            self.row(
+                &format!("W7 {what} {}k vs 10k, per runnable", n / 1000),
+                format!("{ours:.2}×"),
+                format!("{floor:.2}×"),
+                ours / floor,
+                "≤ 1.5×",
+            );
+        }
     }
 
     fn print(&self) {
@@ -343,12 +373,16 @@ async fn w6(table: &mut Table, n: usize) {
 /// the name.
 fn per_runnable_row(
     table: &mut Table,
-    (base, scaled): (&str, &str),
+    (base, scaled): (&str, &'static str),
     n: usize,
     ours: Vec<f64>,
     floor: Vec<f64>,
 ) -> String {
     let (o, f) = (median(ours), median(floor));
+    let what = scaled.trim_start_matches("W7 ");
+    table
+        .per_runnable
+        .push((what, n, o / n as f64, f / n as f64));
     let name = if n == 10_000 {
         format!("{base} 10k")
     } else {

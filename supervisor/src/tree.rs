@@ -84,9 +84,9 @@ struct Node {
 #[derive(Default)]
 struct Children {
     /// Every child, group by group, in start order.
-    ids: Vec<NodeId>,
+    ids: SmallVec<[NodeId; 2]>,
     /// Where each group ends in `ids`.
-    group_ends: Vec<usize>,
+    group_ends: SmallVec<[usize; 1]>,
     /// The children by name, once there are more than [`INDEXED_FROM`]: their slots, hashed
     /// by the name hash their nodes keep (so each name is stored once, in the child's DN).
     /// Fewer are found by going through `ids`, which costs less than keeping a table.
@@ -181,15 +181,15 @@ pub(crate) enum Note {
     },
 }
 
-/// Tasks to spawn: as many as the members of a group, most often one.
-pub(crate) type Starts = SmallVec<[Start; 1]>;
+/// The tasks of a new group: as many as its members, most often one or two.
+pub(crate) type Starts = SmallVec<[Start; 2]>;
 
 /// What must happen, outside the lock, after a change to the tree. One event usually
 /// brings a note or two and a start, which stay inline; timers are rarer.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    pub(crate) starts: Starts,
+    pub(crate) starts: SmallVec<[Start; 1]>,
     pub(crate) timers: Vec<Timer>,
     pub(crate) notes: SmallVec<[Note; 2]>,
 }
@@ -467,7 +467,7 @@ impl Tree {
         let parent_dn = parent.dn.clone();
         // Made while the parent is at hand: a clone of its token would cost a lock to take
         // and another to drop.
-        let tokens: SmallVec<[CancellationToken; 1]> =
+        let tokens: SmallVec<[CancellationToken; 2]> =
             members.iter().map(|_| parent.token.child_token()).collect();
         let backoff = match backoff {
             Some(backoff) => Arc::new(backoff.clone()),
