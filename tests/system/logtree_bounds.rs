@@ -175,3 +175,70 @@ fn injected_entries_are_sanitised() {
     assert_eq!((second.file(), second.line()), ("main.go", 7));
     assert_eq!(second.prefix(), "I0101 00:00:00.000000 main.go:7] ");
 }
+
+/// Per-DN retention and the global budget together, over DNs written at uneven rates. First
+/// short messages, which only per-DN retention evicts (leaving stale records in the
+/// journal's global order, compacted many times over), then long ones, which the budget
+/// evicts too: what is kept is always exactly the newest of what per-DN retention kept, down
+/// to where the budget cut.
+#[test]
+fn per_dn_retention_and_the_global_budget_evict_together_oldest_first() {
+    let budget = 16 << 10;
+    let tree = LogTree::builder()
+        .per_dn_entries(PER_DN)
+        .global_bytes(budget)
+        .build()
+        .unwrap();
+    // `quiet` is written rarely: its entries outlive many compactions, and are the first the
+    // budget must take once it cuts.
+    let logs: Vec<_> = ["a", "b.c", "d", "e.f.g", "quiet"]
+        .iter()
+        .map(|dn| tree.leveled_for(dn).unwrap())
+        .collect();
+    let mut written: Vec<Vec<u64>> = vec![Vec::new(); logs.len()];
+    for i in 0..50_000u64 {
+        let d = if i % 500 == 0 {
+            4
+        } else {
+            [0, 0, 0, 1, 1, 2, 3][(i % 7) as usize]
+        };
+        let padding = if i < 40_000 { i % 50 } else { 300 };
+        logs[d].info(format_args!("{i} {}", "x".repeat(padding as usize)));
+        written[d].push(i);
+        assert!(tree.usage().bytes <= budget);
+        if i == 39_999 {
+            let (kept, survivors) = kept_against_survivors(&tree, &written);
+            assert_eq!(kept, survivors, "short messages fit the budget");
+        } else if i > 41_000 && i % 7 == 0 {
+            let (kept, survivors) = kept_against_survivors(&tree, &written);
+            assert!(
+                kept < survivors,
+                "the budget cuts into what per-DN retention kept"
+            );
+        }
+    }
+}
+
+const PER_DN: usize = 16;
+
+/// Checks that the tree keeps a newest part of what per-DN retention alone would keep of
+/// `written` (each DN's message numbers, in order), and returns how many entries it keeps
+/// and how many per-DN retention would.
+fn kept_against_survivors(tree: &LogTree, written: &[Vec<u64>]) -> (usize, usize) {
+    use std::collections::BTreeSet;
+    let survivors: BTreeSet<u64> = written
+        .iter()
+        .flat_map(|w| w.iter().rev().take(PER_DN).copied())
+        .collect();
+    let kept: BTreeSet<u64> = tree
+        .read("", ReadOptions::new().backlog_all().with_children())
+        .unwrap()
+        .backlog
+        .iter()
+        .map(|e| e.message().split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let oldest = *kept.first().expect("something is kept");
+    let newest_survivors: BTreeSet<u64> = survivors.range(oldest..).copied().collect();
+    assert_eq!(kept, newest_survivors);
+    (kept.len(), survivors.len())
+}

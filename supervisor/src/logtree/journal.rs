@@ -178,10 +178,24 @@ impl Journal {
 
     fn compact_order(&mut self) {
         let dns = &self.dns;
+        // The oldest retained number of the DNs met last, by the address of their name:
+        // appends come from a few DNs at a time, each naming its DN with the same `Arc`, so
+        // most elements are answered here rather than by a search of the map. (Nothing is
+        // allocated meanwhile, so an address seen here names one DN throughout.)
+        let mut recent: [Option<(*const u8, Option<u64>)>; 4] = [None; 4];
+        let mut next = 0;
         self.order.retain(|(seq, dn)| {
-            dns.get(&**dn)
-                .and_then(VecDeque::front)
-                .is_some_and(|front| front.seq <= *seq)
+            let key = Arc::as_ptr(dn).cast::<u8>();
+            let front = match recent.iter().flatten().find(|(k, _)| *k == key) {
+                Some(&(_, front)) => front,
+                None => {
+                    let front = dns.get(&**dn).and_then(VecDeque::front).map(|e| e.seq);
+                    recent[next] = Some((key, front));
+                    next = (next + 1) % recent.len();
+                    front
+                }
+            };
+            front.is_some_and(|front| front <= *seq)
         });
     }
 
