@@ -2,7 +2,7 @@
 //! the program itself. SipHash's resistance to crafted keys buys nothing there and costs a
 //! measurable share of starting a runnable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// The multiply-rotate hash of rustc's `FxHasher`.
@@ -63,6 +63,9 @@ impl Hasher for FxHasher {
 
 /// A `HashMap` with [`FxHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A `HashSet` with [`FxHasher`].
+pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
 /// The [`FxHasher`] hash of a name, as [`FastMap`] would compute it: for tables that hash
 /// keys stored elsewhere.

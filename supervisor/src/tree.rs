@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{Activity, Busy};
 use crate::backoff::{Backoff, BackoffState, Rng};
 use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
-use crate::hash::{FastMap, hash_name};
+use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
 use crate::runnable::DynRunnable;
@@ -92,7 +92,7 @@ struct Children {
     /// Fewer are found by going through `ids`, which costs less than keeping a table.
     by_name: HashTable<NodeId>,
     /// Names taken by sub-loggers.
-    sub_loggers: FastMap<Box<str>, ()>,
+    sub_loggers: FastSet<Box<str>>,
 }
 
 impl Children {
@@ -263,7 +263,7 @@ impl Tree {
     /// What uses `name` below `parent`, if anything.
     fn name_use(&self, parent: &Node, name: &str) -> Option<NameUse> {
         let children = parent.children.as_deref()?;
-        if children.sub_loggers.contains_key(name) {
+        if children.sub_loggers.contains(name) {
             return Some(NameUse::SubLogger);
         }
         self.child_named(children, name).map(|_| NameUse::Child)
@@ -323,13 +323,13 @@ impl Tree {
     }
 
     fn set_state(&mut self, id: NodeId, state: NodeState) {
-        let now = self.epoch.now();
+        let epoch = self.epoch;
         let node = self.node_mut(id);
         if node.state == state {
             return;
         }
         node.state = state;
-        node.since = now;
+        node.since = epoch.now();
         self.notify(id, state);
     }
 
@@ -442,12 +442,12 @@ impl Tree {
         let Some(parent) = self.current(key) else {
             return Err(self.stale(key));
         };
-        let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastMap::<&str, ()>::default);
+        let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastSet::<&str>::default);
         for (i, (name, _)) in members.iter().enumerate() {
             let name = name.as_ref();
             self.check_name(parent, name, NameUse::Child)?;
             let repeated = match &mut seen {
-                Some(seen) => seen.insert(name, ()).is_some(),
+                Some(seen) => !seen.insert(name),
                 None => members[..i].iter().any(|(n, _)| n.as_ref() == name),
             };
             if repeated {
@@ -518,7 +518,7 @@ impl Tree {
             .children
             .get_or_insert_default()
             .sub_loggers
-            .insert(name.into(), ());
+            .insert(name.into());
         Ok(dn)
     }
 
