@@ -152,9 +152,7 @@ async fn the_applications_own_subscriber_keeps_working() {
     let sup = Supervisor::new(tree(|ctx| ctx.run("chatty", chatty)));
     sup.settled().await;
     let seen = captured
-        .records()
-        .into_iter()
-        .find(|r| r.message == "some info")
+        .find("some info")
         .expect("the application's subscriber saw the event");
     assert_eq!(seen.dn.as_deref(), Some("root.chatty"));
     assert_eq!(texts(&sup.log_tree(), "root.chatty")[2], "some info");

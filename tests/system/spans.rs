@@ -21,9 +21,7 @@ async fn a_runnable_runs_in_a_span_that_carries_its_dn() {
     }));
     sup.settled().await;
     let record = logs
-        .records()
-        .into_iter()
-        .find(|r| r.message == "from a nested async call")
+        .find("from a nested async call")
         .expect("the event was captured");
     assert_eq!(record.dn.as_deref(), Some("root.worker"));
     shut_down(sup).await;

@@ -249,6 +249,11 @@ impl Captured {
         self.0.lock().unwrap().clone()
     }
 
+    /// The first event seen whose message is `message`.
+    pub fn find(&self, message: &str) -> Option<Record> {
+        self.records().into_iter().find(|r| r.message == message)
+    }
+
     /// Whether an event at `target` with a message containing `needle` was seen.
     pub fn saw(&self, target: &str, level: Level, needle: &str) -> bool {
         self.records()
