@@ -465,10 +465,7 @@ impl Tree {
             });
         }
         let parent_dn = parent.dn.clone();
-        // Made while the parent is at hand: a clone of its token would cost a lock to take
-        // and another to drop.
-        let tokens: SmallVec<[CancellationToken; 2]> =
-            members.iter().map(|_| parent.token.child_token()).collect();
+        let parent_token = parent.token.clone();
         let backoff = match backoff {
             Some(backoff) => Arc::new(backoff.clone()),
             None => self.default_backoff.clone(),
@@ -477,7 +474,7 @@ impl Tree {
         let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
         let group_index = children.group_ends.len();
         let mut starts = Starts::with_capacity(members.len());
-        for ((name, runnable), token) in members.iter().zip(tokens) {
+        for (name, runnable) in members {
             let name = name.as_ref();
             let mut dn = std::mem::take(&mut self.scratch);
             dn.clear();
@@ -488,7 +485,7 @@ impl Tree {
                 Arc::from(dn.as_str()),
                 Some(key.id),
                 group_index,
-                token,
+                parent_token.child_token(),
                 runnable.clone(),
                 backoff.clone(),
             );
