@@ -190,14 +190,12 @@ impl Context {
         members: &[(S, Arc<dyn DynRunnable>)],
         backoff: Option<&Backoff>,
     ) -> Result<(), RunError> {
-        let starts = self
+        let effects = self
             .inner
             .shared
             .tree()
             .run_group(self.inner.key, members, backoff)?;
-        for start in starts {
-            self.inner.shared.spawn(start);
-        }
+        self.inner.shared.apply(effects);
         Ok(())
     }
 
@@ -212,7 +210,7 @@ impl Context {
         let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
         match signalled {
             Signalled::Accepted => {}
-            Signalled::Failed(effects) => self.inner.shared.apply(*effects),
+            Signalled::WithEffects(effects) => self.inner.shared.apply(*effects),
             Signalled::Stale => tracing::warn!(
                 target: "supervisor",
                 parent: None,

@@ -2,6 +2,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -247,10 +248,13 @@ impl fmt::Display for ConfigError {
 impl StdError for ConfigError {}
 
 /// Why a node ended `Dead`. Logged at the node's DN and at `supervisor`.
+///
+/// Nothing here holds user code: a returned error is turned into text (and dropped) by the
+/// task, outside the tree's lock, before the tree hears of it (see [`ReturnedError`]).
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The runnable returned this error.
-    Error(crate::Error),
+    /// The runnable returned an error: the reason as text, made by [`ReturnedError::of`].
+    Error(Arc<str>),
     /// The runnable returned `Ok` without having signalled `Done`, and was not cancelled.
     ReturnedOk(NodeState),
     /// The runnable sent a signal its state does not allow.
@@ -260,6 +264,11 @@ pub(crate) enum Failure {
     /// The runnable did not return within the shutdown grace period after its context was
     /// cancelled, and its future was dropped.
     Aborted(Duration),
+    /// The runnable returned, but only this long after its shutdown grace period ran out:
+    /// it blocked its thread, so its future could not be dropped in time.
+    Overran(Duration),
+    /// Dropping the runnable's future (or what it returned) panicked, with this message.
+    DropPanicked(String),
 }
 
 impl Failure {
@@ -267,6 +276,9 @@ impl Failure {
     /// message of both log entries.
     pub(crate) fn reason(&self) -> Arc<str> {
         use fmt::Write as _;
+        if let Failure::Error(reason) = self {
+            return reason.clone();
+        }
         // Most reasons fit: one allocation for the text instead of one per doubling.
         let mut text = String::with_capacity(96);
         let _ = write!(text, "{self}");
@@ -277,15 +289,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Error(e) => {
-                write!(f, "returned error: {e}")?;
-                let mut source = e.source();
-                while let Some(s) = source {
-                    write!(f, ": {s}")?;
-                    source = s.source();
-                }
-                Ok(())
-            }
+            Failure::Error(reason) => f.write_str(reason),
             Failure::ReturnedOk(state) => write!(
                 f,
                 "returned Ok while {} (only a runnable that signalled Done, or whose context \
@@ -309,6 +313,87 @@ impl fmt::Display for Failure {
                 "aborted: did not return within the shutdown grace period ({grace:?}) after its \
                  context was cancelled"
             ),
+            Failure::Overran(by) => write!(
+                f,
+                "overran its shutdown grace period by {by:?}: it blocked its thread, so it could \
+                 not be aborted in time"
+            ),
+            Failure::DropPanicked(msg) => write!(f, "panicked while being dropped: {msg}"),
+        }
+    }
+}
+
+/// What a runnable's returned error comes to, worked out by its task outside the tree's lock:
+/// the error's `Display`, `source()` and `Drop` are user code, and may panic.
+#[derive(Debug)]
+pub(crate) struct ReturnedError {
+    /// The error is, or was caused by, [`Cancelled`] (and nothing panicked).
+    pub(crate) cancellation: bool,
+    /// `returned error: <error>: <source>: …`, or what panicked instead. Made only when the
+    /// error may be a failure: a cancellation error returned after cancellation is none.
+    pub(crate) reason: Option<Arc<str>>,
+}
+
+impl ReturnedError {
+    /// Inspects and drops `error`, catching any panic of its `Display`, `source()` or `Drop`.
+    /// A panic makes the error a failure whatever it was, with a reason that says so.
+    /// `cancelled` is whether the node's context was cancelled: a context stays cancelled,
+    /// so a reason skipped here is never needed later.
+    pub(crate) fn of(error: crate::Error, cancelled: bool) -> ReturnedError {
+        let inspected = catch_unwind(AssertUnwindSafe(|| {
+            let cancellation = is_cancellation(&*error);
+            let reason = (!cancelled || !cancellation).then(|| error_text(&*error));
+            (cancellation, reason)
+        }));
+        let (mut cancellation, mut reason) = match inspected {
+            Ok(inspected) => inspected,
+            Err(payload) => (
+                false,
+                Some(Arc::from(format!(
+                    "returned an error that panicked when formatted or inspected: {}",
+                    panic_message_dropped(payload)
+                ))),
+            ),
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
+            let dropped = panic_message_dropped(payload);
+            let before = reason
+                .as_deref()
+                .unwrap_or("returned the cancellation error");
+            reason = Some(format!("{before}; then dropping the error panicked: {dropped}").into());
+            cancellation = false;
+        }
+        ReturnedError {
+            cancellation,
+            reason,
+        }
+    }
+}
+
+/// `returned error: <error>: <source>: …`.
+fn error_text(error: &(dyn StdError + 'static)) -> Arc<str> {
+    use fmt::Write as _;
+    // Most reasons fit: one allocation for the text instead of one per doubling.
+    let mut text = String::with_capacity(96);
+    let _ = write!(text, "returned error: {error}");
+    let mut source = error.source();
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
+    text.into()
+}
+
+/// The message of a caught panic, whose payload is then dropped: a payload is user data, and
+/// its own `Drop` may panic too, which is caught and told apart.
+pub(crate) fn panic_message_dropped(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic_message(&*payload);
+    match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        Ok(()) => message,
+        Err(again) => {
+            // Forget the second payload: dropping it could panic once more.
+            std::mem::forget(again);
+            format!("{message} (and its panic payload panicked when dropped)")
         }
     }
 }

@@ -155,6 +155,11 @@ impl Supervisor {
         self.shared.tree().status()
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The DNs whose runnable is running now (has been started and has not returned), in
     /// DN order. This includes a node that has signalled `Done` but not yet returned, and
     /// one that failed by an illegal signal but still runs.
@@ -282,9 +287,9 @@ impl Builder {
     /// Starts the supervisor, or says why it cannot: there is no tokio runtime here, or it
     /// has no time driver.
     pub fn try_start<R: Runnable>(self, root: R) -> Result<Supervisor, StartError> {
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(StartError::NoRuntime);
-        }
+        };
         if !time_is_enabled() {
             return Err(StartError::NoTimeDriver);
         }
@@ -295,6 +300,7 @@ impl Builder {
         let activity = Arc::new(Activity::default());
         let tree = Tree::new(token.clone(), self.backoff, self.metrics, activity.clone());
         let shared = Arc::new(Shared::new(
+            runtime,
             tree,
             token,
             activity,
@@ -302,8 +308,8 @@ impl Builder {
             self.propagate_panics,
             self.log_tree.unwrap_or_default(),
         ));
-        let start = shared.tree().start_root(Arc::new(root));
-        shared.spawn(start);
+        let effects = shared.tree().start_root(Arc::new(root));
+        shared.apply(effects);
         Ok(Supervisor { shared })
     }
 }

@@ -79,8 +79,6 @@ pub(crate) trait DynRunnable: Send + Sync + 'static {
 
 impl<R: Runnable> DynRunnable for R {
     fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: Start) {
-        shared
-            .tracker
-            .spawn(RunnableTask::new(shared.clone(), start, self));
+        shared.spawn_task(RunnableTask::new(shared.clone(), start, self));
     }
 }

@@ -1,22 +1,46 @@
 //! What a supervisor's handle, contexts and tasks share.
 //!
-//! # Lock order
+//! # How a start and an exit flow
 //!
-//! `tree` is the only lock held while other work happens, and nothing is locked under it
-//! except the metrics sinks' own locks and tokio-util's token tree (via `cancel` and
-//! `child_token`). Tasks are spawned, timers armed and messages logged after it is released,
-//! from the [`Effects`] the tree returns.
+//! A context asks the [`Tree`] (under its lock) to add children; the tree records them,
+//! marks them running and returns [`Effects`]: the tasks to start. After the lock is
+//! released, [`Shared::apply`] spawns them on the supervisor's runtime. A task runs its
+//! runnable; when the runnable ends, the task works out what it returned — formatting and
+//! dropping the user's error, catching any panic there — and only then reports a plain
+//! [`Outcome`] to the tree, which decides the restarts and returns them as effects again.
+//!
+//! # The tree's lock
+//!
+//! Invariant: under the tree's lock runs only the supervisor's own bookkeeping, plus
+//! - the metrics sinks (`Metrics::notify_node_state`, whose panics are caught and logged
+//!   after the lock is released) and their own locks;
+//! - tokio-util's token tree (`cancel`, `child_token`), and the wakers that `cancel` wakes:
+//!   the supervisor's own tasks, or whatever task awaits a context's cancellation.
+//!
+//! Nothing a user gave is formatted, inspected (`source()`), or dropped under it, and
+//! nothing is logged under it (logging reaches the application's subscriber): errors
+//! arrive as text, the runnables of forgotten nodes leave in the effects, and notes are
+//! logged by `apply`. Each of those steps outside the lock is guarded: a panic there fails
+//! the node it belongs to, or is logged, and never reaches the tree.
+//!
+//! If the lock is poisoned all the same (a bug of the supervisor's), the tree may be half
+//! updated: the supervisor fails stop — it cancels the whole tree and logs why at
+//! `supervisor` — rather than carry on restarting from a state it cannot trust.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use crate::lock::lock;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::Activity;
+use crate::error::panic_message_dropped;
+use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
 use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
 
@@ -26,6 +50,12 @@ pub(crate) struct Shared {
     pub(crate) token: CancellationToken,
     /// Every task the supervisor spawns, so that `wait` can outlast them all.
     pub(crate) tracker: TaskTracker,
+    /// The runtime the supervisor was started on. Every task is spawned here, whichever
+    /// thread asks (a `Context` is `Send`: `run` may be called from a plain thread or from
+    /// inside another runtime).
+    runtime: Handle,
+    /// The tree's lock was found poisoned, and the tree failed stop.
+    poisoned: AtomicBool,
     pub(crate) activity: Arc<Activity>,
     pub(crate) grace: Duration,
     pub(crate) propagate_panics: bool,
@@ -37,6 +67,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(
+        runtime: Handle,
         tree: Tree,
         token: CancellationToken,
         activity: Arc<Activity>,
@@ -52,6 +83,8 @@ impl Shared {
             tree: Mutex::new(tree),
             token,
             tracker: TaskTracker::new(),
+            runtime,
+            poisoned: AtomicBool::new(false),
             activity,
             grace,
             propagate_panics,
@@ -61,25 +94,79 @@ impl Shared {
         }
     }
 
-    /// The tree, locked. The tree is left consistent at every step that could panic (only
-    /// a metrics sink can), so a poisoned lock is still safe to use.
+    /// The tree, locked. Nothing under the lock panics but a supervisor bug: a poisoned
+    /// lock means the tree may be half updated, so the supervisor fails stop (see the
+    /// module's documentation) and the tree is used only to wind down.
     pub(crate) fn tree(&self) -> MutexGuard<'_, Tree> {
-        lock(&self.tree)
+        match self.tree.lock() {
+            Ok(tree) => tree,
+            Err(poisoned) => {
+                // Released before logging and cancelling, which must not run under it.
+                drop(poisoned);
+                self.fail_stop();
+                self.tree.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        }
+    }
+
+    fn fail_stop(&self) {
+        if self.poisoned.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let why = "the supervision tree's lock is poisoned (a panic inside the supervisor \
+                   while it was updating the tree): the tree can no longer be trusted, so \
+                   everything is shut down and nothing is restarted";
+        tracing::error!(target: "supervisor", parent: None, "{why}");
+        self.log.error(why);
+        self.token.cancel();
+    }
+
+    /// Spawns `task` on the supervisor's runtime, tracked so that `wait` outlasts it.
+    pub(crate) fn spawn_task<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn_on(task, &self.runtime);
     }
 
     /// Carries out what a change to the tree asked for.
     pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
-        if !effects.notes.is_empty() {
+        let Effects {
+            starts,
+            timers,
+            notes,
+            forgotten,
+        } = effects;
+        if !notes.is_empty() {
             let now = SystemTime::now();
-            for note in &effects.notes {
+            for note in &notes {
                 self.log(note, now);
             }
         }
-        for start in effects.starts {
+        for start in starts {
             self.spawn(start);
         }
-        for timer in effects.timers {
+        for timer in timers {
             self.arm(timer);
+        }
+        for (dn, runnable) in forgotten {
+            self.drop_forgotten(&dn, runnable);
+        }
+    }
+
+    /// Drops the runnable of a forgotten node. Its captured state is the user's, and its
+    /// `Drop` may panic: that is logged at the node's DN and at `supervisor`, and nothing
+    /// else of the tree is touched (the node is gone; its parent is starting anew).
+    fn drop_forgotten(&self, dn: &Arc<str>, runnable: Arc<dyn crate::runnable::DynRunnable>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(runnable))) {
+            let message = panic_message_dropped(payload);
+            let text =
+                format!("the runnable of forgotten node {dn} panicked when dropped: {message}");
+            let now = SystemTime::now();
+            self.log_tree
+                .log_text(dn, Severity::Error, text.clone(), now);
+            tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
+            self.log.log_text(Severity::Error, text, now);
         }
     }
 
@@ -106,7 +193,7 @@ impl Shared {
             parent,
             busy,
         } = timer;
-        self.tracker.spawn(async move {
+        self.spawn_task(async move {
             let effects = tokio::select! {
                 biased;
                 () = parent.cancelled() => shared.tree().backoff_cancelled(key),
@@ -158,13 +245,64 @@ impl Shared {
                 dn,
                 format!("dropped the pending restart of {dn}: its parent was cancelled"),
             ),
+            Note::SinkPanicked { dn, state, message } => (
+                dn,
+                format!(
+                    "a metrics sink panicked when told {dn} is {}: {message}",
+                    state.name()
+                ),
+            ),
         };
-        if let Note::Failed { .. } = note {
+        if let Note::Failed { .. } | Note::SinkPanicked { .. } = note {
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
             self.log.log_text(Severity::Error, text, now);
         } else {
             tracing::info!(target: "supervisor", parent: None, %dn, "{text}");
             self.log.log_text(Severity::Info, text, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::logtree::ReadOptions;
+    use crate::{Context, Ended, Signal, Supervisor};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poisoned_tree_lock_fails_stop() {
+        let sup = Supervisor::new(|ctx: Context| async move {
+            ctx.run("child", |ctx: Context| async move {
+                ctx.signal(Signal::Healthy);
+                ctx.cancelled().await;
+                Ok(())
+            })?;
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        });
+        sup.settled().await;
+        let shared = sup.shared().clone();
+        // What a panic inside the supervisor's bookkeeping would leave behind.
+        let poisoner = std::thread::spawn(move || {
+            let _tree = shared.tree.lock();
+            std::panic::resume_unwind(Box::new("a bug under the tree's lock"));
+        });
+        assert!(poisoner.join().is_err());
+        assert!(!sup.is_cancelled());
+
+        let _ = sup.states();
+        assert!(sup.is_cancelled(), "the tree shuts down");
+        let log = sup.log_tree();
+        assert_eq!(sup.clone().wait().await, Ended::Cancelled);
+        assert!(sup.live_runnables().is_empty());
+        let logged = log
+            .read("supervisor", ReadOptions::new().backlog_all())
+            .unwrap()
+            .backlog;
+        let said: Vec<_> = logged
+            .iter()
+            .filter(|e| e.message().contains("lock is poisoned"))
+            .collect();
+        assert_eq!(said.len(), 1, "said once: {logged:?}");
     }
 }

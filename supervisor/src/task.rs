@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::Context;
 use crate::context::Incarnation;
-use crate::error::panic_message;
+use crate::error::{ReturnedError, panic_message_dropped};
 use crate::logtree::Routing;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
@@ -100,7 +100,9 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 };
                 let ctx = this.owner.ctx.clone();
                 let _entered = span.map(Span::enter);
-                match catch_unwind(AssertUnwindSafe(|| runnable(ctx))) {
+                // The runnable is moved in, so that if this is its last handle (its node was
+                // forgotten meanwhile), a panic of its drop is caught too.
+                match catch_unwind(AssertUnwindSafe(move || runnable(ctx))) {
                     Ok(future) => this.stage.set(Stage::Running { future }),
                     Err(payload) => break 'outcome panicked(shared, payload),
                 }
@@ -108,24 +110,27 @@ impl<R: Runnable> Future for RunnableTask<R> {
             let StageProj::Running { future } = this.stage.as_mut().project() else {
                 unreachable!("a finished runnable task was polled")
             };
-            let polled = {
-                let _entered = span.map(Span::enter);
-                catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
-            };
-            match polled {
-                Ok(Poll::Ready(result)) => break 'outcome Outcome::Returned(result),
-                Ok(Poll::Pending) => {}
-                Err(payload) => break 'outcome panicked(shared, payload),
-            }
+            // Cancellation is looked at before the runnable is polled, so that the grace
+            // period runs from a poll that began after it: a runnable that then blocks its
+            // thread past the deadline is told apart from one that returned in time.
             if this.grace.is_none() && this.cancelled.poll(cx).is_ready() {
                 // From here an exit is owed: count it until the task ends.
                 shared.activity.enter();
                 this.owner.exiting = true;
                 *this.grace = Some(Box::pin(tokio::time::sleep(shared.grace)));
             }
+            let polled = {
+                let _entered = span.map(Span::enter);
+                catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+            };
+            match polled {
+                Ok(Poll::Ready(result)) => break 'outcome Ending::Returned(result),
+                Ok(Poll::Pending) => {}
+                Err(payload) => break 'outcome panicked(shared, payload),
+            }
             if let Some(grace) = this.grace {
                 if grace.as_mut().poll(cx).is_ready() {
-                    break 'outcome Outcome::Aborted(shared.grace);
+                    break 'outcome Ending::Outcome(Outcome::Aborted(shared.grace));
                 }
             }
             shared.activity.leave();
@@ -133,28 +138,60 @@ impl<R: Runnable> Future for RunnableTask<R> {
         };
 
         // Drop the runnable's future before anything restarts: its resources go first.
-        finish_stage(this.stage, span);
+        let dropped = finish_stage(this.stage, span);
+        let overran = this.grace.as_ref().and_then(|grace| {
+            let now = tokio::time::Instant::now();
+            (now > grace.deadline()).then(|| now - grace.deadline())
+        });
+        let outcome = match (outcome, dropped) {
+            (Ending::Outcome(outcome @ Outcome::Panicked(_)), _) => outcome,
+            (Ending::Returned(_), Some(message)) | (Ending::Outcome(_), Some(message)) => {
+                Outcome::DropPanicked(message)
+            }
+            (Ending::Returned(result), None) => match overran {
+                // Returned, but late: it blocked its thread through the deadline.
+                Some(by) => {
+                    if let Err(error) = result {
+                        drop(ReturnedError::of(error, true));
+                    }
+                    Outcome::Overran(by)
+                }
+                None => Outcome::Returned(
+                    result.map_err(|error| ReturnedError::of(error, this.owner.ctx.is_cancelled())),
+                ),
+            },
+            (Ending::Outcome(outcome), None) => outcome,
+        };
         shared.exited(incarnation.key(), outcome);
         this.owner.finish();
         Poll::Ready(())
     }
 }
 
-fn panicked(shared: &Shared, payload: Box<dyn std::any::Any + Send>) -> Outcome {
-    let message = panic_message(&*payload);
-    if shared.propagate_panics {
-        shared.stash_panic(payload);
-    }
-    Outcome::Panicked(message)
+/// How the runnable ended, before what it returned is worked out.
+enum Ending {
+    Returned(crate::Result),
+    Outcome(Outcome),
 }
 
-/// Drops the runnable's future; a panic in its destructor is logged, not propagated, as
-/// the runnable has ended either way.
-fn finish_stage<R: Runnable>(mut stage: Pin<&mut Stage<R>>, span: Option<&Span>) {
-    let _entered = span.map(Span::enter);
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Finished))) {
-        tracing::error!("panicked while being dropped: {}", panic_message(&*payload));
+fn panicked(shared: &Shared, payload: Box<dyn std::any::Any + Send>) -> Ending {
+    let message = crate::error::panic_message(&*payload);
+    if shared.propagate_panics {
+        shared.stash_panic(payload);
+    } else {
+        // The payload is the user's: dropping it may panic too, and is guarded.
+        drop(panic_message_dropped(payload));
     }
+    Ending::Outcome(Outcome::Panicked(message))
+}
+
+/// Drops the runnable's future, returning the message of a panic in its destructor: the
+/// node then fails with it, unless it had already panicked.
+fn finish_stage<R: Runnable>(mut stage: Pin<&mut Stage<R>>, span: Option<&Span>) -> Option<String> {
+    let _entered = span.map(Span::enter);
+    catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Finished)))
+        .err()
+        .map(panic_message_dropped)
 }
 
 /// The task's hold on its incarnation. It releases the task's share of the supervisor's

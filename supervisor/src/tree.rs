@@ -2,8 +2,11 @@
 //!
 //! The tree is plain data behind one mutex in [`Shared`](crate::shared::Shared); every method
 //! here runs under that lock and never awaits, blocks, or calls user code other than
-//! [`Metrics::notify_node_state`]. Work that must happen outside the lock (spawning tasks,
-//! arming backoff timers, logging) is returned as [`Effects`].
+//! [`Metrics::notify_node_state`] (whose panics are caught). Nothing a user gave is formatted,
+//! inspected or dropped here: a returned error reaches the tree as text, and the runnables of
+//! forgotten nodes leave it in the [`Effects`]. Work that must happen outside the lock
+//! (spawning tasks, arming backoff timers, logging, dropping user values) is returned as
+//! [`Effects`].
 //!
 //! # Invariants
 //!
@@ -30,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Busy};
 use crate::backoff::{Backoff, BackoffState, Rng};
-use crate::error::{Failure, NameUse, RunError, is_cancellation, panic_message};
+use crate::error::{Failure, NameUse, ReturnedError, RunError, panic_message_dropped};
 use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
@@ -75,6 +78,10 @@ struct Node {
     state: NodeState,
     /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
     failed: bool,
+    /// The tree cancelled this incarnation (its own failure or a group sibling's). A node
+    /// whose parent is live and that was cancelled otherwise cancelled itself, and is
+    /// restarted after its backoff, like a failed one (DESIGN §14).
+    cancelled_by_tree: bool,
     running: bool,
     restart_pending: bool,
 }
@@ -165,12 +172,10 @@ pub(crate) struct Timer {
 /// Something the supervisor logs about a node.
 #[derive(Debug)]
 pub(crate) enum Note {
-    /// `reason` is the failure as text, made once (it is also the node's last error); the
-    /// failure itself goes along to be dropped outside the lock, as it may hold user code.
+    /// `reason` is the failure as text, made once (it is also the node's last error).
     Failed {
         dn: Arc<str>,
         reason: Arc<str>,
-        _failure: Failure,
     },
     Restarting {
         dn: Arc<str>,
@@ -178,6 +183,12 @@ pub(crate) enum Note {
     },
     RestartDropped {
         dn: Arc<str>,
+    },
+    /// A metrics sink panicked when told of a state change.
+    SinkPanicked {
+        dn: Arc<str>,
+        state: NodeState,
+        message: String,
     },
 }
 
@@ -189,23 +200,29 @@ pub(crate) type Starts = SmallVec<[Start; 2]>;
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    pub(crate) starts: SmallVec<[Start; 1]>,
+    pub(crate) starts: Starts,
     pub(crate) timers: Vec<Timer>,
     pub(crate) notes: SmallVec<[Note; 2]>,
+    /// The runnables of forgotten nodes, by DN, to be dropped outside the lock: a runnable's
+    /// captured state is user code, and its `Drop` may panic.
+    pub(crate) forgotten: Vec<(Arc<str>, Arc<dyn DynRunnable>)>,
 }
 
-/// How a node's task ended.
+/// How a node's task ended, with nothing of the user's left in it: see [`ReturnedError`].
 pub(crate) enum Outcome {
-    Returned(crate::Result),
+    Returned(Result<(), ReturnedError>),
     Panicked(String),
     Aborted(Duration),
+    Overran(Duration),
+    DropPanicked(String),
 }
 
 /// What became of a signal.
 pub(crate) enum Signalled {
     Accepted,
-    /// The signal was illegal: the node is now `Dead`. (Boxed: rare, and large.)
-    Failed(Box<Effects>),
+    /// Effects to apply: the signal was illegal (the node is now `Dead`), or a metrics sink
+    /// panicked when told of it. (Boxed: rare, and large.)
+    WithEffects(Box<Effects>),
     /// The context's incarnation has ended; nothing changed.
     Stale,
 }
@@ -220,6 +237,9 @@ pub(crate) struct Tree {
     activity: Arc<Activity>,
     /// The supervisor's own token: the root's parent.
     token: CancellationToken,
+    /// Panics of metrics sinks not yet handed out in [`Effects`], to be logged outside the
+    /// lock (logging reaches the application's subscriber, which is user code).
+    sink_panics: Vec<Note>,
     /// Where DNs are assembled, to allocate each only once.
     scratch: String,
     epoch: Epoch,
@@ -241,6 +261,7 @@ impl Tree {
             metrics,
             activity,
             token,
+            sink_panics: Vec::new(),
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
         }
@@ -322,6 +343,14 @@ impl Tree {
             .filter(|n| n.incarnation == key.incarnation)
     }
 
+    /// The node of `key` if that incarnation may still act on the tree: it is the current
+    /// one and its restart has not been decided. A node waiting out its backoff has had its
+    /// names forgotten already, and what its old context reserved would outlive it into the
+    /// next incarnation.
+    fn acting(&self, key: Key) -> Option<&Node> {
+        self.current(key).filter(|n| !n.restart_pending)
+    }
+
     fn set_state(&mut self, id: NodeId, state: NodeState) {
         let epoch = self.epoch;
         let node = self.node_mut(id);
@@ -333,23 +362,31 @@ impl Tree {
         self.notify(id, state);
     }
 
-    /// Tells every metrics sink. A sink is user code: if it panics, the panic is logged and
-    /// the tree carries on, consistent, rather than unwinding out from under the lock.
-    fn notify(&self, id: NodeId, state: NodeState) {
-        let dn = &self.node(id).dn;
+    /// Tells every metrics sink. A sink is user code: if it panics, the panic is kept to be
+    /// logged after the lock is released, and the tree carries on, consistent, rather than
+    /// unwinding out from under the lock.
+    fn notify(&mut self, id: NodeId, state: NodeState) {
+        let Some(node) = self.slots[id].as_ref() else {
+            unreachable!("node {id} is referenced but its slot is empty")
+        };
         for m in &self.metrics {
-            let told = catch_unwind(AssertUnwindSafe(|| m.notify_node_state(dn, state)));
+            let told = catch_unwind(AssertUnwindSafe(|| m.notify_node_state(&node.dn, state)));
             if let Err(payload) = told {
-                tracing::error!(
-                    target: "supervisor",
-                    parent: None,
-                    %dn,
-                    "a metrics sink panicked when told {dn} is {}: {}",
-                    state.name(),
-                    panic_message(&*payload)
-                );
+                self.sink_panics.push(Note::SinkPanicked {
+                    dn: node.dn.clone(),
+                    state,
+                    message: panic_message_dropped(payload),
+                });
             }
         }
+    }
+
+    /// Hands out, with `effects`, what must be logged of the sinks' panics.
+    fn finish(&mut self, mut effects: Effects) -> Effects {
+        if !self.sink_panics.is_empty() {
+            effects.notes.extend(self.sink_panics.drain(..));
+        }
+        effects
     }
 
     fn insert(
@@ -377,6 +414,7 @@ impl Tree {
             name_hash: 0,
             state: NodeState::New,
             failed: false,
+            cancelled_by_tree: false,
             running: false,
             restart_pending: false,
         };
@@ -425,11 +463,13 @@ impl Tree {
         }
     }
 
-    pub(crate) fn start_root(&mut self, runnable: Arc<dyn DynRunnable>) -> Start {
+    pub(crate) fn start_root(&mut self, runnable: Arc<dyn DynRunnable>) -> Effects {
         let token = self.token.child_token();
         let backoff = self.default_backoff.clone();
         let id = self.insert("root".into(), None, 0, token, runnable, backoff);
-        self.launch(id)
+        let mut effects = Effects::default();
+        effects.starts.push(self.launch(id));
+        self.finish(effects)
     }
 
     /// Starts `members` as one group of children of `key`, all or none.
@@ -438,8 +478,8 @@ impl Tree {
         key: Key,
         members: &[(S, Arc<dyn DynRunnable>)],
         backoff: Option<&Backoff>,
-    ) -> Result<Starts, RunError> {
-        let Some(parent) = self.current(key) else {
+    ) -> Result<Effects, RunError> {
+        let Some(parent) = self.acting(key) else {
             return Err(self.stale(key));
         };
         let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastSet::<&str>::default);
@@ -455,7 +495,7 @@ impl Tree {
             }
         }
         let Some((first, _)) = members.first() else {
-            return Ok(Starts::new());
+            return Ok(Effects::default());
         };
         if parent.state != NodeState::New || !parent.running {
             return Err(RunError::NotNew {
@@ -496,7 +536,10 @@ impl Tree {
         }
         children.group_ends.push(children.ids.len());
         self.node_mut(key.id).children = Some(children);
-        Ok(starts)
+        Ok(self.finish(Effects {
+            starts,
+            ..Effects::default()
+        }))
     }
 
     /// Reserves `name` below `key` for a sub-logger, returning the sub-logger's DN. Asking
@@ -506,7 +549,7 @@ impl Tree {
         key: Key,
         name: &str,
     ) -> Result<Arc<str>, RunError> {
-        let Some(node) = self.current(key) else {
+        let Some(node) = self.acting(key) else {
             return Err(self.stale(key));
         };
         self.check_name(node, name, NameUse::SubLogger)?;
@@ -528,6 +571,8 @@ impl Tree {
         RunError::Stale { dn }
     }
 
+    /// A signal of the incarnation `key`. Accepting one only changes a state, so it brings
+    /// no effects but the metrics sinks' panics, if any.
     pub(crate) fn signal(&mut self, key: Key, signal: Signal) -> Signalled {
         let Some(node) = self.current(key).filter(|n| n.running) else {
             return Signalled::Stale;
@@ -539,12 +584,12 @@ impl Tree {
             (NodeState::New, Signal::Healthy) => {
                 self.node_mut(key.id).backoff.reset();
                 self.set_state(key.id, NodeState::Healthy);
-                Signalled::Accepted
+                self.accepted()
             }
             (NodeState::Healthy, Signal::Done) => {
                 self.node_mut(key.id).backoff.reset();
                 self.set_state(key.id, NodeState::Done);
-                Signalled::Accepted
+                self.accepted()
             }
             (state, signal) => {
                 let mut effects = Effects::default();
@@ -552,8 +597,16 @@ impl Tree {
                 let siblings =
                     self.fail(key.id, Failure::IllegalSignal(signal, state), &mut effects);
                 self.restart_all(siblings, &mut effects);
-                Signalled::Failed(Box::new(effects))
+                Signalled::WithEffects(Box::new(self.finish(effects)))
             }
+        }
+    }
+
+    fn accepted(&mut self) -> Signalled {
+        if self.sink_panics.is_empty() {
+            Signalled::Accepted
+        } else {
+            Signalled::WithEffects(Box::new(self.finish(Effects::default())))
         }
     }
 
@@ -570,13 +623,17 @@ impl Tree {
             _ if node.failed => Ok(NodeState::Dead),
             Outcome::Returned(Ok(())) if node.state == NodeState::Done => Ok(NodeState::Done),
             Outcome::Returned(Ok(())) if cancelled => Ok(NodeState::Canceled),
-            Outcome::Returned(Err(e)) if cancelled && is_cancellation(&*e) => {
-                Ok(NodeState::Canceled)
-            }
+            Outcome::Returned(Err(e)) if cancelled && e.cancellation => Ok(NodeState::Canceled),
             Outcome::Returned(Ok(())) => Err(Failure::ReturnedOk(node.state)),
-            Outcome::Returned(Err(e)) => Err(Failure::Error(e)),
+            Outcome::Returned(Err(e)) => Err(Failure::Error(
+                // Made whenever the context was live, or the error was not a cancellation.
+                e.reason
+                    .unwrap_or_else(|| Arc::from("returned the cancellation error")),
+            )),
             Outcome::Panicked(msg) => Err(Failure::Panicked(msg)),
             Outcome::Aborted(grace) => Err(Failure::Aborted(grace)),
+            Outcome::Overran(by) => Err(Failure::Overran(by)),
+            Outcome::DropPanicked(msg) => Err(Failure::DropPanicked(msg)),
         };
         self.set_running(key.id, false);
         let siblings = match ending {
@@ -587,7 +644,7 @@ impl Tree {
             Err(failure) => self.fail(key.id, failure, &mut effects),
         };
         self.restart_all(std::iter::once(key).chain(siblings), &mut effects);
-        effects
+        self.finish(effects)
     }
 
     /// Marks `id` dead and cancels it and its group siblings. Returns the siblings: one that
@@ -608,13 +665,13 @@ impl Tree {
         effects.notes.push(Note::Failed {
             dn: node.dn.clone(),
             reason,
-            _failure: failure,
         });
-        let node = self.node(id);
         if node.token.is_cancelled() {
             return Vec::new();
         }
+        node.cancelled_by_tree = true;
         node.token.cancel();
+        let node = self.node(id);
         let Some(parent) = node.parent else {
             return Vec::new();
         };
@@ -625,9 +682,15 @@ impl Tree {
             .group(node.group)
             .iter()
             .filter(|&&s| s != id)
-            .map(|&s| {
-                let sibling = self.node(s);
-                sibling.token.cancel();
+            .copied()
+            .collect::<SmallVec<[NodeId; 4]>>()
+            .into_iter()
+            .map(|s| {
+                let sibling = self.node_mut(s);
+                if !sibling.token.is_cancelled() {
+                    sibling.cancelled_by_tree = true;
+                    sibling.token.cancel();
+                }
                 Key {
                     id: s,
                     incarnation: sibling.incarnation,
@@ -668,7 +731,10 @@ impl Tree {
             return;
         }
         self.forget_children(top, effects);
-        if self.node(top).state == NodeState::Dead {
+        let node = self.node(top);
+        // A node that cancelled itself waits out its backoff too, or it would restart in a
+        // hot loop (DESIGN §14).
+        if node.state == NodeState::Dead || !node.cancelled_by_tree {
             let delay = self.next_delay(top);
             if !delay.is_zero() {
                 let node = self.node_mut(top);
@@ -714,7 +780,10 @@ impl Tree {
         let token = self.parent_token(id).child_token();
         let node = self.node_mut(id);
         node.token = token;
+        // Normally already forgotten; nothing of the last incarnation may reach the next.
+        node.children = None;
         node.failed = false;
+        node.cancelled_by_tree = false;
         node.restart_pending = false;
         node.restarts += 1;
         self.set_state(id, NodeState::New);
@@ -736,6 +805,7 @@ impl Tree {
                 if let Some(children) = node.children {
                     stack.extend(children.ids);
                 }
+                effects.forgotten.push((node.dn, node.runnable));
                 self.free.push(c);
             }
         }
@@ -759,7 +829,7 @@ impl Tree {
                 self.start_again(key.id, &mut effects);
             }
         }
-        effects
+        self.finish(effects)
     }
 
     /// The parent of a node waiting for its backoff was cancelled: drop the restart.
@@ -768,7 +838,7 @@ impl Tree {
         if self.current(key).is_some_and(|n| n.restart_pending) {
             self.drop_restart(key.id, &mut effects);
         }
-        effects
+        self.finish(effects)
     }
 
     pub(crate) fn states(&self) -> BTreeMap<String, NodeState> {

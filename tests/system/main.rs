@@ -8,6 +8,7 @@ mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
 mod groups;
+mod hardening;
 mod harness;
 mod logtree_bounds;
 mod logtree_scenarios;
