@@ -242,3 +242,62 @@ fn kept_against_survivors(tree: &LogTree, written: &[Vec<u64>]) -> (usize, usize
     assert_eq!(kept, newest_survivors);
     (kept.len(), survivors.len())
 }
+
+/// Drains a stream that has stopped receiving, counting the entries it held and the entries
+/// it reported missed.
+fn drain(stream: &mut supervisor::logtree::LogStream) -> (u64, u64) {
+    use supervisor::logtree::Streamed;
+    let (mut entries, mut missed) = (0, 0);
+    while let Some(item) = stream.try_next() {
+        match item {
+            Streamed::Entry(_) => entries += 1,
+            Streamed::Missed(n) => missed += n,
+        }
+    }
+    (entries, missed)
+}
+
+#[test]
+fn an_idle_stream_holds_no_more_than_the_trees_budget_and_says_what_it_missed() {
+    const BUDGET: usize = 1 << 20;
+    let tree = LogTree::builder().global_bytes(BUDGET).build().unwrap();
+    let mut reader = tree.read("big", ReadOptions::new().stream()).unwrap();
+    let logger = tree.leveled_for("big").unwrap();
+    let message = "x".repeat(16 << 10);
+    for _ in 0..500 {
+        logger.info(&message);
+    }
+    // 500 entries of 16 KiB would be 8 MiB: the stream may hold no more than the budget.
+    let usage = tree.usage();
+    assert!(usage.bytes <= BUDGET, "{usage:?}");
+    assert!(usage.stream_bytes <= BUDGET, "{usage:?}");
+    assert!(usage.stream_bytes > BUDGET / 2, "the stream keeps what fits: {usage:?}");
+    let (entries, missed) = drain(reader.stream.as_mut().unwrap());
+    assert_eq!(entries + missed, 500, "every entry is delivered or counted");
+    assert!(missed > 0);
+    assert_eq!(tree.usage().stream_bytes, 0, "read entries are no longer counted");
+    drop(reader);
+}
+
+#[test]
+fn a_stream_is_bounded_by_its_own_bytes_too() {
+    let tree = LogTree::new();
+    let mut small = tree
+        .read("big", ReadOptions::new().stream().stream_buffer_bytes(100_000))
+        .unwrap();
+    let logger = tree.leveled_for("big").unwrap();
+    let message = "y".repeat(10_000);
+    for _ in 0..100 {
+        logger.info(&message);
+    }
+    let usage = tree.usage();
+    assert!(usage.stream_bytes <= 100_000, "{usage:?}");
+    let (entries, missed) = drain(small.stream.as_mut().unwrap());
+    assert_eq!(entries, 9, "nine entries of about 10 KiB fit in 100,000 bytes");
+    assert_eq!(missed, 91);
+    // A dropped stream gives back what it held.
+    logger.info(&message);
+    assert!(tree.usage().stream_bytes > 0);
+    drop(small);
+    assert_eq!(tree.usage().stream_bytes, 0);
+}

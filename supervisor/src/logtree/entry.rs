@@ -127,6 +127,11 @@ impl LogEntry {
         self.0.payload.leveled()
     }
 
+    /// What the entry costs against the budget: see [`Payload::cost`].
+    pub(super) fn cost(&self) -> usize {
+        self.0.payload.cost()
+    }
+
     /// The raw entry, if this is one.
     pub fn raw(&self) -> Option<&RawEntry> {
         match &self.0.payload {

@@ -16,9 +16,15 @@
 //!   exactly the entries numbered from its `start` on, in order, and a backlog read takes
 //!   exactly those before it.
 //!
+//! - Entries waiting in subscribers' queues are counted in `streamed`, in bytes as the
+//!   budget counts them: each queue holds at most its own byte bound, and all of them
+//!   together at most `global_bytes`. (Offers are made under the journal's lock, so the
+//!   total is checked and raised by one writer at a time; readers only lower it.)
+//!
 //! Lock order: journal, then a subscriber's queue.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::lock::lock;
@@ -44,6 +50,8 @@ pub(super) struct Journal {
     subscribers: Vec<Option<Arc<Subscriber>>>,
     free: Vec<usize>,
     limits: Limits,
+    /// Bytes waiting in all subscribers' queues.
+    streamed: Arc<AtomicUsize>,
 }
 
 /// A retained entry, in its DN's deque.
@@ -57,6 +65,8 @@ pub(super) struct Subscriber {
     pub(super) filter: Filter,
     queue: Mutex<Queue>,
     pub(super) ready: Notify,
+    /// The journal's count of bytes waiting in all queues.
+    streamed: Arc<AtomicUsize>,
 }
 
 struct Queue {
@@ -64,6 +74,9 @@ struct Queue {
     /// Entries (not markers) in `items`.
     entries: usize,
     capacity: usize,
+    /// What the entries in `items` cost, and at most how much they may.
+    bytes: usize,
+    capacity_bytes: usize,
     closed: bool,
 }
 
@@ -72,13 +85,19 @@ impl Subscriber {
         lock(&self.queue)
     }
 
-    /// Queues `entry`, or counts it as missed when the buffer is full: the count travels
-    /// in-band, as one marker after the entries queued before it.
-    fn offer(&self, entry: &LogEntry) {
+    /// Queues `entry`, or counts it as missed when the buffer is full (in entries, in its
+    /// bytes, or all streams in the tree's budget): the count travels in-band, as one marker
+    /// after the entries queued before it. Called under the journal's lock only.
+    fn offer(&self, entry: &LogEntry, cost: usize, global_bytes: usize) {
         let mut q = self.queue();
-        if q.entries < q.capacity {
+        let fits = q.entries < q.capacity
+            && (q.entries == 0 || q.bytes + cost <= q.capacity_bytes)
+            && self.streamed.load(Ordering::SeqCst) + cost <= global_bytes;
+        if fits {
             q.items.push_back(Streamed::Entry(entry.clone()));
             q.entries += 1;
+            q.bytes += cost;
+            self.streamed.fetch_add(cost, Ordering::SeqCst);
         } else if let Some(Streamed::Missed(n)) = q.items.back_mut() {
             *n += 1;
         } else {
@@ -93,8 +112,11 @@ impl Subscriber {
         let mut q = self.queue();
         match q.items.pop_front() {
             Some(item) => {
-                if matches!(item, Streamed::Entry(_)) {
+                if let Streamed::Entry(entry) = &item {
+                    let cost = entry.cost();
                     q.entries -= 1;
+                    q.bytes -= cost;
+                    self.streamed.fetch_sub(cost, Ordering::SeqCst);
                 }
                 Ok(Some(item))
             }
@@ -109,6 +131,13 @@ impl Subscriber {
     }
 }
 
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let q = self.queue();
+        self.streamed.fetch_sub(q.bytes, Ordering::SeqCst);
+    }
+}
+
 impl Journal {
     pub(super) fn new(limits: Limits) -> Self {
         Journal {
@@ -120,6 +149,7 @@ impl Journal {
             subscribers: Vec::new(),
             free: Vec::new(),
             limits,
+            streamed: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -127,15 +157,15 @@ impl Journal {
         let seq = self.next_seq;
         self.next_seq += 1;
         // One entry for every stream that selects it, made only if one does.
+        let cost = payload.cost();
         let mut streamed: Option<LogEntry> = None;
         for sub in self.subscribers.iter().flatten() {
             if sub.filter.matches(dn, &payload) {
                 let entry =
                     streamed.get_or_insert_with(|| LogEntry::new(dn.clone(), seq, payload.clone()));
-                sub.offer(entry);
+                sub.offer(entry, cost, self.limits.global_bytes);
             }
         }
-        let cost = payload.cost();
         let deque = match self.dns.get_mut(&**dn) {
             Some(d) => d,
             None => self.dns.entry(dn.clone()).or_default(),
@@ -204,6 +234,7 @@ impl Journal {
         &mut self,
         filter: Filter,
         capacity: usize,
+        capacity_bytes: usize,
     ) -> (usize, Arc<Subscriber>) {
         let sub = Arc::new(Subscriber {
             filter,
@@ -211,9 +242,12 @@ impl Journal {
                 items: VecDeque::new(),
                 entries: 0,
                 capacity,
+                bytes: 0,
+                capacity_bytes,
                 closed: false,
             }),
             ready: Notify::new(),
+            streamed: self.streamed.clone(),
         });
         let id = match self.free.pop() {
             Some(id) => {
@@ -284,9 +318,10 @@ impl Journal {
         out
     }
 
-    pub(super) fn usage(&self) -> (usize, usize, usize, usize) {
+    pub(super) fn usage(&self) -> (usize, usize, usize, usize, usize) {
         let subscribers = self.subscribers.len() - self.free.len();
-        (self.retained, self.bytes, self.dns.len(), subscribers)
+        let streamed = self.streamed.load(Ordering::SeqCst);
+        (self.retained, self.bytes, self.dns.len(), subscribers, streamed)
     }
 }
 

@@ -269,7 +269,11 @@ impl LogTree {
         let (start, dns, stream) = {
             let mut journal = self.inner.journal();
             let stream = options.stream.then(|| {
-                let (id, sub) = journal.subscribe(filter.clone(), options.stream_buffer);
+                let (id, sub) = journal.subscribe(
+                    filter.clone(),
+                    options.stream_buffer,
+                    options.stream_buffer_bytes,
+                );
                 LogStream {
                     sub,
                     id,
@@ -301,12 +305,13 @@ impl LogTree {
     /// What the tree holds now: retained entries, the bytes they account for, the number
     /// of DNs with entries, and the live streams.
     pub fn usage(&self) -> Usage {
-        let (entries, bytes, dns, subscribers) = self.inner.journal().usage();
+        let (entries, bytes, dns, subscribers, stream_bytes) = self.inner.journal().usage();
         Usage {
             entries,
             bytes,
             dns,
             subscribers,
+            stream_bytes,
         }
     }
 }
@@ -331,6 +336,10 @@ pub struct Usage {
     pub dns: usize,
     /// Live streams.
     pub subscribers: usize,
+    /// Bytes held in the streams' buffers for readers that have not taken them yet, counted
+    /// as `bytes` is. Bounded by the tree's `global_bytes` (see
+    /// [`ReadOptions::stream_buffer_bytes`]).
+    pub stream_bytes: usize,
 }
 
 /// Limits for a [`LogTree`]; from [`LogTree::builder`].

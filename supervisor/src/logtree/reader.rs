@@ -34,6 +34,7 @@ pub struct ReadOptions {
     pub(super) only_leveled: bool,
     pub(super) min_severity: Option<Severity>,
     pub(super) stream_buffer: usize,
+    pub(super) stream_buffer_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -46,6 +47,7 @@ impl Default for ReadOptions {
             only_leveled: false,
             min_severity: None,
             stream_buffer: 1024,
+            stream_buffer_bytes: 4 << 20,
         }
     }
 }
@@ -104,6 +106,21 @@ impl ReadOptions {
     /// Past that, new entries are counted as [`Streamed::Missed`] instead.
     pub fn stream_buffer(mut self, entries: usize) -> Self {
         self.stream_buffer = entries.max(1);
+        self
+    }
+
+    /// How many bytes the stream holds for a slow reader, counted as the log tree's budget
+    /// counts them (each entry's text plus about 100 bytes). Default 4 MiB. Past that, new
+    /// entries are counted as [`Streamed::Missed`] instead, as past
+    /// [`stream_buffer`](ReadOptions::stream_buffer).
+    ///
+    /// Whatever each stream allows, all the streams of one log tree together hold at most its
+    /// [`global_bytes`](super::LogTreeBuilder::global_bytes) more, and
+    /// [`LogTree::usage`](super::LogTree::usage) reports what they hold: an idle reader can
+    /// never pin memory outside the tree's budget. An entry larger than this bound is
+    /// still delivered when the stream's buffer is empty, so that no entry is undeliverable.
+    pub fn stream_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.stream_buffer_bytes = bytes;
         self
     }
 
