@@ -1,17 +1,23 @@
-//! Child processes as runnables.
+//! Child processes as runnables (DESIGN §9).
+//!
+//! Each start runs a fresh `Command` from the user's factory in a process group of its own,
+//! so that the supervisor reaches everything the command starts: on cancellation the whole
+//! group gets `SIGTERM`, then `SIGKILL` before the node's shutdown grace runs out, and
+//! whatever is left of the group when its leader exits is killed. Signals go by system call
+//! (`rustix`), never by running a `kill` program.
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fmt;
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rustix::process::{Pid, Signal as RawSignal};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{ChildStderr, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::logtree::{LineBuffer, Logger, RawLogger, klog};
+use crate::logtree::{LineBuffer, Logger, RawLogger, RawStream, klog};
 use crate::{Context, Runnable, Signal};
 
 /// How [`run_command`] treats its process.
@@ -23,7 +29,7 @@ use crate::{Context, Runnable, Signal};
 ///
 /// let (reload, signals) = tokio::sync::mpsc::channel(1);
 /// let options = CommandOptions::new().parse_klog().forward_signals(signals);
-/// # let _ = (reload, options, ProcessSignal::Hup);
+/// # let _ = (reload, options, ProcessSignal::HUP);
 /// ```
 #[derive(Debug, Default)]
 pub struct CommandOptions {
@@ -45,72 +51,149 @@ impl CommandOptions {
     }
 
     /// Sends the signals received on `signals` to the process while it runs (the channel
-    /// is read only then, by whichever incarnation is running).
+    /// is read only then, by whichever incarnation is running), by a `kill(2)` system call.
     ///
     /// Delivery is best effort, as signals are: a process may be starting, exiting or
     /// masking them. For something that must happen (a configuration reload), confirm it
-    /// and retry, or have the process also check periodically. Signals are sent with the
-    /// system's `kill(1)`, so forwarding works on Unix only; a failed delivery is logged at
-    /// the runnable's DN.
+    /// and retry, or have the process also check periodically. A failed delivery is logged
+    /// at the runnable's DN. The signal goes to the process itself, not to its group: a
+    /// wrapper script must pass it on.
     pub fn forward_signals(mut self, signals: mpsc::Receiver<ProcessSignal>) -> Self {
         self.signals = Some(signals);
         self
     }
 }
 
-/// A Unix signal to forward to a process: see [`CommandOptions::forward_signals`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ProcessSignal {
-    /// `SIGHUP`, often "reload your configuration".
-    Hup,
-    /// `SIGINT`.
-    Int,
-    /// `SIGQUIT`.
-    Quit,
-    /// `SIGTERM`, "shut down gracefully".
-    Term,
-    /// `SIGKILL`.
-    Kill,
-    /// `SIGUSR1`.
-    Usr1,
-    /// `SIGUSR2`.
-    Usr2,
-}
+/// A Unix signal to send to a process: see [`CommandOptions::forward_signals`].
+///
+/// Every named signal of the platform is available: the common ones as constants, any
+/// other by its number through [`from_raw`](ProcessSignal::from_raw).
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::ProcessSignal;
+///
+/// assert_eq!(ProcessSignal::HUP.to_string(), "SIGHUP");
+/// assert_eq!(ProcessSignal::from_raw(15), Some(ProcessSignal::TERM));
+/// assert_eq!(ProcessSignal::from_raw(0), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessSignal(i32);
 
 impl ProcessSignal {
-    /// The signal's name without `SIG`, as `kill -s` takes it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ProcessSignal::Hup => "HUP",
-            ProcessSignal::Int => "INT",
-            ProcessSignal::Quit => "QUIT",
-            ProcessSignal::Term => "TERM",
-            ProcessSignal::Kill => "KILL",
-            ProcessSignal::Usr1 => "USR1",
-            ProcessSignal::Usr2 => "USR2",
+    /// `SIGHUP`, often "reload your configuration".
+    pub const HUP: Self = ProcessSignal(RawSignal::HUP.as_raw());
+    /// `SIGINT`.
+    pub const INT: Self = ProcessSignal(RawSignal::INT.as_raw());
+    /// `SIGQUIT`.
+    pub const QUIT: Self = ProcessSignal(RawSignal::QUIT.as_raw());
+    /// `SIGTERM`, "shut down gracefully".
+    pub const TERM: Self = ProcessSignal(RawSignal::TERM.as_raw());
+    /// `SIGKILL`.
+    pub const KILL: Self = ProcessSignal(RawSignal::KILL.as_raw());
+    /// `SIGUSR1`.
+    pub const USR1: Self = ProcessSignal(RawSignal::USR1.as_raw());
+    /// `SIGUSR2`.
+    pub const USR2: Self = ProcessSignal(RawSignal::USR2.as_raw());
+    /// `SIGALRM`.
+    pub const ALRM: Self = ProcessSignal(RawSignal::ALARM.as_raw());
+    /// `SIGCONT`.
+    pub const CONT: Self = ProcessSignal(RawSignal::CONT.as_raw());
+    /// `SIGSTOP`.
+    pub const STOP: Self = ProcessSignal(RawSignal::STOP.as_raw());
+    /// `SIGTSTP`.
+    pub const TSTP: Self = ProcessSignal(RawSignal::TSTP.as_raw());
+    /// `SIGWINCH`.
+    pub const WINCH: Self = ProcessSignal(RawSignal::WINCH.as_raw());
+
+    /// The signal numbered `signal` on this platform, if it is a named signal (real-time
+    /// signals are not: they have no fixed numbers).
+    pub const fn from_raw(signal: i32) -> Option<Self> {
+        match RawSignal::from_named_raw(signal) {
+            Some(_) => Some(ProcessSignal(signal)),
+            None => None,
+        }
+    }
+
+    /// The signal's number on this platform.
+    pub const fn as_raw(self) -> i32 {
+        self.0
+    }
+
+    fn to_rustix(self) -> RawSignal {
+        match RawSignal::from_named_raw(self.0) {
+            Some(signal) => signal,
+            None => unreachable!("a ProcessSignal is a named signal"),
         }
     }
 }
 
+/// The names of the signals every Unix has, for messages; others print by number.
+const NAMES: [(RawSignal, &str); 20] = [
+    (RawSignal::HUP, "SIGHUP"),
+    (RawSignal::INT, "SIGINT"),
+    (RawSignal::QUIT, "SIGQUIT"),
+    (RawSignal::ILL, "SIGILL"),
+    (RawSignal::TRAP, "SIGTRAP"),
+    (RawSignal::ABORT, "SIGABRT"),
+    (RawSignal::BUS, "SIGBUS"),
+    (RawSignal::FPE, "SIGFPE"),
+    (RawSignal::KILL, "SIGKILL"),
+    (RawSignal::USR1, "SIGUSR1"),
+    (RawSignal::SEGV, "SIGSEGV"),
+    (RawSignal::USR2, "SIGUSR2"),
+    (RawSignal::PIPE, "SIGPIPE"),
+    (RawSignal::ALARM, "SIGALRM"),
+    (RawSignal::TERM, "SIGTERM"),
+    (RawSignal::CHILD, "SIGCHLD"),
+    (RawSignal::CONT, "SIGCONT"),
+    (RawSignal::STOP, "SIGSTOP"),
+    (RawSignal::TSTP, "SIGTSTP"),
+    (RawSignal::WINCH, "SIGWINCH"),
+];
+
 impl fmt::Display for ProcessSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
+        match NAMES.iter().find(|(s, _)| s.as_raw() == self.0) {
+            Some((_, name)) => f.write_str(name),
+            None => write!(f, "signal {}", self.0),
+        }
     }
 }
 
-/// Runs a child process as a runnable: started on every (re)start of the node, killed
-/// (`SIGKILL`) when its context is cancelled, and failed (`Dead`) when it exits by itself,
+impl fmt::Debug for ProcessSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProcessSignal({self})")
+    }
+}
+
+/// Runs a child process as a runnable: `command` makes the process's `Command`, afresh on
+/// every (re)start of the node; the process is failed (`Dead`) when it exits by itself,
 /// whatever its status, as a service is not expected to end.
 ///
-/// The runnable signals `Healthy` once the process has started. Its stdout and stderr go
-/// to the node's log as raw lines, each with its own line buffer, or as leveled entries
-/// with [`CommandOptions::parse_klog`]. Stdin is closed.
+/// Every setting the factory makes holds on every start: environment (`env_clear`
+/// included), working directory, user and group ids, `pre_exec` hooks. The supervisor then
+/// sets what it needs: stdin is closed, stdout and stderr are piped into the log, the
+/// `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` variables are removed (the
+/// supervisor speaks to systemd for the whole program, DESIGN §16), and the process leads a
+/// new process group of its own, which replaces any process group the factory set: the
+/// group is how the supervisor reaches every process the command starts.
 ///
-/// The process is built anew for each start from what `std` lets us read back of `cmd`:
-/// the program, arguments, environment changes and working directory. Settings `std` does
-/// not expose (`env_clear`, user and group ids, `pre_exec`, stdio) are not carried over;
-/// wrap the program in a shell or a small launcher if you need them.
+/// The runnable signals `Healthy` once the process has started. Its stdout and stderr go
+/// to the node's log as raw lines marked with their stream ([`RawStream`]), each with its
+/// own line buffer, or as leveled entries with [`CommandOptions::parse_klog`].
+///
+/// On cancellation the process group gets `SIGTERM`; if the process has not exited four
+/// fifths into the node's shutdown grace period, the group gets `SIGKILL` (the rest of the
+/// grace is for the kill to be reaped and the last output read). Whenever the process has
+/// exited, anything left in its group is killed with `SIGKILL`. Each signal sent is logged
+/// at the node's DN. Should the runnable be dropped all the same (aborted), the group is
+/// killed then. So nothing the command started outlives
+/// [`Supervisor::wait`](crate::Supervisor::wait), except a process that left the group on
+/// purpose (`setsid`, a daemon's double fork).
+///
+/// Unix only (the `process` feature).
 ///
 /// # Examples
 ///
@@ -119,9 +202,14 @@ impl fmt::Display for ProcessSignal {
 /// use tokio::process::Command;
 ///
 /// fn kubelet() -> impl Runnable {
-///     let mut cmd = Command::new("/usr/bin/kubelet");
-///     cmd.arg("--v=2");
-///     run_command(cmd, CommandOptions::new().parse_klog())
+///     run_command(
+///         || {
+///             let mut cmd = Command::new("/usr/bin/kubelet");
+///             cmd.arg("--v=2").env_clear().env("PATH", "/usr/bin");
+///             cmd
+///         },
+///         CommandOptions::new().parse_klog(),
+///     )
 /// }
 ///
 /// async fn node(ctx: Context) -> supervisor::Result {
@@ -132,58 +220,54 @@ impl fmt::Display for ProcessSignal {
 /// }
 /// # let _ = node;
 /// ```
-pub fn run_command(cmd: Command, options: CommandOptions) -> impl Runnable {
-    let spec = Arc::new(Spec::of(&cmd));
+pub fn run_command<F>(command: F, options: CommandOptions) -> impl Runnable
+where
+    F: Fn() -> Command + Send + Sync + 'static,
+{
+    let command = Arc::new(command);
     let klog = options.klog;
     let signals = options.signals.map(|rx| Arc::new(Mutex::new(rx)));
     move |ctx: Context| {
-        let (spec, signals) = (spec.clone(), signals.clone());
-        async move { run(ctx, &spec, klog, signals).await }
+        let (command, signals) = (command.clone(), signals.clone());
+        async move { run(ctx, command(), klog, signals).await }
     }
 }
 
-/// What can be read back of a `Command`, to build it again.
-#[derive(Debug)]
-struct Spec {
-    program: OsString,
-    args: Vec<OsString>,
-    envs: Vec<(OsString, Option<OsString>)>,
-    dir: Option<PathBuf>,
+/// [`run_command`] for the common case: `program` with `args`, and otherwise the
+/// supervisor's own environment and working directory.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor::{CommandOptions, run_program};
+///
+/// let sleeper = run_program("sleep", ["600"], CommandOptions::new());
+/// # let _ = sleeper;
+/// ```
+pub fn run_program<P, I, S>(program: P, args: I, options: CommandOptions) -> impl Runnable
+where
+    P: AsRef<OsStr>,
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let program = program.as_ref().to_owned();
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    run_command(
+        move || {
+            let mut cmd = Command::new(&program);
+            cmd.args(&args);
+            cmd
+        },
+        options,
+    )
 }
 
-impl Spec {
-    fn of(cmd: &Command) -> Spec {
-        let cmd = cmd.as_std();
-        Spec {
-            program: cmd.get_program().to_owned(),
-            args: cmd.get_args().map(ToOwned::to_owned).collect(),
-            envs: cmd
-                .get_envs()
-                .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
-                .collect(),
-            dir: cmd.get_current_dir().map(ToOwned::to_owned),
-        }
-    }
+/// The variables by which systemd reaches the supervisor, which a child must not inherit.
+const SYSTEMD_VARIABLES: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
-    fn build(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args);
-        for (key, value) in &self.envs {
-            match value {
-                Some(v) => cmd.env(key, v),
-                None => cmd.env_remove(key),
-            };
-        }
-        if let Some(dir) = &self.dir {
-            cmd.current_dir(dir);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-}
+/// How long output is still read after the process exits, at most. A process whose own
+/// children keep its stdout open would otherwise hold the runnable forever.
+const DRAIN: Duration = Duration::from_secs(1);
 
 enum Event {
     Cancelled,
@@ -192,25 +276,36 @@ enum Event {
     Signal(Option<ProcessSignal>),
 }
 
-/// How long output is still read after the process exits. A process whose own children
-/// keep its stdout open would otherwise hold the runnable forever.
-const DRAIN: Duration = Duration::from_secs(1);
-
 async fn run(
     ctx: Context,
-    spec: &Spec,
+    mut cmd: Command,
     klog: bool,
     signals: Option<Arc<Mutex<mpsc::Receiver<ProcessSignal>>>>,
 ) -> crate::Result {
-    let program = spec.program.to_string_lossy().into_owned();
-    let mut child = spec
-        .build()
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    for variable in SYSTEMD_VARIABLES {
+        cmd.env_remove(variable);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-    let pid = child.id();
-    ctx.logger().info(format_args!(
-        "started `{program}` (pid {})",
-        pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+    let log = ctx.logger();
+    let Some(pid) = child.id().and_then(|id| Pid::from_raw(id.cast_signed())) else {
+        return Err(format!("`{program}` exited as it started").into());
+    };
+    let mut group = Group {
+        pgid: pid,
+        log: log.clone(),
+        reaped: false,
+    };
+    log.info(format_args!(
+        "started `{program}` (pid {pid}, in a process group of its own)",
+        pid = pid.as_raw_pid()
     ));
     ctx.signal(Signal::Healthy);
 
@@ -231,26 +326,87 @@ async fn run(
             }
         };
         match event {
-            Event::Cancelled => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                if output_open {
-                    let _ = tokio::time::timeout(DRAIN, &mut output).await;
-                }
-                return Ok(());
-            }
-            Event::Exited(status) => break status,
+            Event::Cancelled => break None,
+            Event::Exited(status) => break Some(status),
             Event::OutputClosed => output_open = false,
-            Event::Signal(Some(signal)) => forward(&ctx, pid, signal).await,
+            Event::Signal(Some(signal)) => forward(&log, pid, signal),
             Event::Signal(None) => signals = None,
         }
     };
+    let drain = match status {
+        None => {
+            let grace = ctx.shutdown_grace();
+            terminate(&mut child, &mut group, grace * 4 / 5).await;
+            DRAIN.min(grace / 10)
+        }
+        Some(_) => DRAIN,
+    };
+    group.reaped = true;
+    group.kill_leftovers();
     if output_open {
-        let _ = tokio::time::timeout(DRAIN, &mut output).await;
+        let _ = tokio::time::timeout(drain, &mut output).await;
     }
     match status {
-        Ok(status) => Err(format!("`{program}` exited: {status}").into()),
-        Err(e) => Err(format!("cannot wait for `{program}`: {e}").into()),
+        None => Ok(()),
+        Some(Ok(status)) => Err(format!("`{program}` exited: {status}").into()),
+        Some(Err(e)) => Err(format!("cannot wait for `{program}`: {e}").into()),
+    }
+}
+
+/// Stops the process on cancellation: `SIGTERM` to its group, and `SIGKILL` if it has not
+/// exited by `kill_after`.
+async fn terminate(child: &mut Child, group: &mut Group, kill_after: Duration) {
+    group.signal(RawSignal::TERM, "cancelled");
+    if tokio::time::timeout(kill_after, child.wait()).await.is_ok() {
+        return;
+    }
+    group.signal(
+        RawSignal::KILL,
+        &format!("still running {kill_after:?} after SIGTERM"),
+    );
+    let _ = child.wait().await;
+}
+
+/// The process group the command leads. Dropped before its leader has been reaped (the
+/// runnable was aborted), it kills the whole group.
+struct Group {
+    pgid: Pid,
+    log: Logger,
+    /// The leader has exited and been waited for.
+    reaped: bool,
+}
+
+impl Group {
+    fn signal(&self, signal: RawSignal, why: &str) {
+        let pgid = self.pgid.as_raw_pid();
+        let signal_name = ProcessSignal(signal.as_raw());
+        match rustix::process::kill_process_group(self.pgid, signal) {
+            Ok(()) => self.log.info(format_args!(
+                "{why}: sent {signal_name} to process group {pgid}"
+            )),
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => self.log.warning(format_args!(
+                "{why}: could not send {signal_name} to process group {pgid}: {e}"
+            )),
+        }
+    }
+
+    /// Kills what is left of the group once its leader has exited.
+    fn kill_leftovers(&self) {
+        if rustix::process::test_kill_process_group(self.pgid).is_ok() {
+            self.signal(
+                RawSignal::KILL,
+                "the process has exited; what is left of its group",
+            );
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.signal(RawSignal::KILL, "aborted");
+        }
     }
 }
 
@@ -262,8 +418,8 @@ async fn pump_output(
     klog: bool,
 ) {
     tokio::join!(
-        pump(stdout, Sink::new(ctx, klog)),
-        pump(stderr, Sink::new(ctx, klog))
+        pump(stdout, Sink::new(ctx, klog, RawStream::Stdout)),
+        pump(stderr, Sink::new(ctx, klog, RawStream::Stderr))
     );
 }
 
@@ -285,11 +441,11 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(ctx: &Context, klog: bool) -> Sink {
+    fn new(ctx: &Context, klog: bool, stream: RawStream) -> Sink {
         if klog {
             Sink::Klog(ctx.logger(), LineBuffer::default())
         } else {
-            Sink::Raw(ctx.raw_logger())
+            Sink::Raw(ctx.raw_logger().with_stream(stream))
         }
     }
 
@@ -318,22 +474,11 @@ fn klog_line(logger: &Logger, line: &str) {
     }
 }
 
-async fn forward(ctx: &Context, pid: Option<u32>, signal: ProcessSignal) {
-    let Some(pid) = pid else { return };
-    let sent = Command::new("kill")
-        .args(["-s", signal.name(), &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-    match sent {
-        Ok(status) if status.success() => {}
-        Ok(status) => ctx.logger().warning(format_args!(
-            "could not send {signal} to pid {pid}: kill {status}"
-        )),
-        Err(e) => ctx
-            .logger()
-            .warning(format_args!("could not send {signal} to pid {pid}: {e}")),
+fn forward(log: &Logger, pid: Pid, signal: ProcessSignal) {
+    if let Err(e) = rustix::process::kill_process(pid, signal.to_rustix()) {
+        log.warning(format_args!(
+            "could not send {signal} to pid {}: {e}",
+            pid.as_raw_pid()
+        ));
     }
 }

@@ -136,6 +136,12 @@ impl Context {
         self.inner.token.cancelled()
     }
 
+    /// How long the runnable may take to return once cancelled before it is aborted.
+    #[cfg_attr(not(all(feature = "process", unix)), allow(dead_code))]
+    pub(crate) fn shutdown_grace(&self) -> std::time::Duration {
+        self.inner.shared.grace
+    }
+
     /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
     pub fn is_cancelled(&self) -> bool {
         self.inner.token.is_cancelled()

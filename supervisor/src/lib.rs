@@ -68,7 +68,7 @@
 
 mod activity;
 mod backoff;
-#[cfg(feature = "process")]
+#[cfg(all(feature = "process", unix))]
 mod command;
 mod context;
 mod error;
@@ -110,9 +110,9 @@ pub use supervisor_macros::supervision_tree;
 pub use supervisor_macros::test;
 
 pub use backoff::Backoff;
-#[cfg(feature = "process")]
-#[cfg_attr(docsrs, doc(cfg(feature = "process")))]
-pub use command::{CommandOptions, ProcessSignal, run_command};
+#[cfg(all(feature = "process", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
+pub use command::{CommandOptions, ProcessSignal, run_command, run_program};
 pub use context::Context;
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
 pub use group::Group;

@@ -4,16 +4,20 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use supervisor::logtree::{LogEntry, LogTree, ReadOptions, Severity, Streamed};
+use supervisor::logtree::{LogEntry, LogTree, RawStream, ReadOptions, Severity, Streamed};
 use supervisor::{CommandOptions, NodeState, ProcessSignal, Runnable, Supervisor, run_command};
 use tokio::process::Command;
 
 use crate::support::{shut_down, state, tree};
 
-fn sh(script: &str) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script);
-    cmd
+/// A factory of `sh -c script`.
+fn sh(script: &str) -> impl Fn() -> Command + Send + Sync + 'static {
+    let script = script.to_owned();
+    move || {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(&script);
+        cmd
+    }
 }
 
 fn text(e: &LogEntry) -> String {
@@ -50,8 +54,12 @@ fn contains(entries: &[LogEntry], needle: &str) -> bool {
 }
 
 fn start(cmd: impl Runnable) -> Supervisor {
+    start_with(Supervisor::builder(), cmd)
+}
+
+fn start_with(builder: supervisor::Builder, cmd: impl Runnable) -> Supervisor {
     let cmd = std::sync::Arc::new(cmd);
-    Supervisor::new(tree(move |ctx| {
+    builder.start(tree(move |ctx| {
         let cmd = cmd.clone();
         ctx.run("cmd", move |c| cmd(c))
     }))
@@ -89,6 +97,15 @@ async fn output_goes_to_the_raw_log_and_an_exit_is_a_failure() {
             .map(String::from)
             .into()
     );
+    // Each line says which stream it came from.
+    for e in entries.iter().filter(|e| e.raw().is_some()) {
+        let expected = if text(e).starts_with("err") {
+            RawStream::Stderr
+        } else {
+            RawStream::Stdout
+        };
+        assert_eq!(e.raw().unwrap().stream(), Some(expected), "{}", text(e));
+    }
     // Each stream keeps its own order.
     let out: Vec<&String> = raw
         .iter()
@@ -156,15 +173,19 @@ async fn cancellation_kills_the_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_are_forwarded_to_the_process() {
     let (signals, rx) = tokio::sync::mpsc::channel(4);
-    let script = r#"trap 'echo got HUP' HUP; echo ready; while :; do sleep 0.05; done"#;
+    let script = r#"trap 'echo got HUP' HUP; trap 'echo got WINCH' WINCH; echo ready
+while :; do sleep 0.05; done"#;
     let sup = start(run_command(
         sh(script),
         CommandOptions::new().forward_signals(rx),
     ));
     let log = sup.log_tree();
     follow(&log, "root.cmd", |e| contains(e, "ready")).await;
-    signals.send(ProcessSignal::Hup).await.unwrap();
+    signals.send(ProcessSignal::HUP).await.unwrap();
     follow(&log, "root.cmd", |e| contains(e, "got HUP")).await;
+    // Any named signal, not only the common few.
+    signals.send(ProcessSignal::WINCH).await.unwrap();
+    follow(&log, "root.cmd", |e| contains(e, "got WINCH")).await;
     assert_eq!(state(&sup, "root.cmd"), NodeState::Healthy);
     shut_down(sup).await;
 }
@@ -172,7 +193,7 @@ async fn signals_are_forwarded_to_the_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_cannot_start_is_a_failure_that_says_why() {
     let sup = start(run_command(
-        Command::new("/nonexistent/program"),
+        || Command::new("/nonexistent/program"),
         CommandOptions::new(),
     ));
     let seen = follow(&sup.log_tree(), "supervisor", |e| contains(e, "failed")).await;
@@ -185,6 +206,116 @@ async fn a_program_that_cannot_start_is_a_failure_that_says_why() {
     shut_down(sup).await;
 }
 
+/// Whether `pid` runs: it exists and is not a zombie (an orphan is reaped by init, whenever
+/// that comes to it).
 fn process_exists(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits for a process that is not ours (so cannot be waited for) to be gone after a kill,
+/// which the kernel carries out asynchronously: a bounded wait for an outside event.
+async fn gone(pid: u32) -> bool {
+    for _ in 0..500 {
+        if !process_exists(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrappers_children_do_not_outlive_the_supervisor() {
+    let sup = start(run_command(
+        sh("sleep 600 & echo $!; sleep 600 & echo $!; wait"),
+        CommandOptions::new(),
+    ));
+    let log = sup.log_tree();
+    let seen = follow(&log, "root.cmd", |e| {
+        e.iter().filter(|e| e.raw().is_some()).count() == 2
+    })
+    .await;
+    let pids: Vec<u32> = seen
+        .iter()
+        .filter(|e| e.raw().is_some())
+        .map(|e| text(e).parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&p| process_exists(p)));
+    let probe = sup.clone();
+    shut_down(sup).await;
+    for pid in pids {
+        assert!(gone(pid).await, "pid {pid} outlived wait()");
+    }
+    let said: Vec<String> = log
+        .read("root.cmd", ReadOptions::new().backlog_all())
+        .unwrap()
+        .backlog
+        .iter()
+        .map(text)
+        .collect();
+    assert!(
+        said.iter()
+            .any(|t| t.starts_with("cancelled: sent SIGTERM to process group ")),
+        "{said:?}"
+    );
+    assert_eq!(state(&probe, "root.cmd"), NodeState::Canceled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ignoring_sigterm_is_killed_before_the_grace_runs_out() {
+    let sup = start_with(
+        Supervisor::builder().shutdown_grace(Duration::from_millis(500)),
+        run_command(
+            sh("trap '' TERM; echo $$; while :; do sleep 0.05; done"),
+            CommandOptions::new(),
+        ),
+    );
+    let log = sup.log_tree();
+    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
+    let pid: u32 = text(seen.iter().find(|e| e.raw().is_some()).unwrap())
+        .parse()
+        .unwrap();
+    let probe = sup.clone();
+    shut_down(sup).await;
+    assert!(!process_exists(pid));
+    let said: Vec<String> = log
+        .read("root.cmd", ReadOptions::new().backlog_all().only_leveled())
+        .unwrap()
+        .backlog
+        .iter()
+        .map(text)
+        .collect();
+    let term = format!("cancelled: sent SIGTERM to process group {pid}");
+    let kill = format!("still running 400ms after SIGTERM: sent SIGKILL to process group {pid}");
+    assert!(said.contains(&term), "{said:?}");
+    assert!(said.contains(&kill), "{said:?}");
+    // It returned before the grace ran out: cancelled, not aborted.
+    assert_eq!(state(&probe, "root.cmd"), NodeState::Canceled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_setting_of_the_factorys_command_holds() {
+    let sup = start(run_command(
+        || {
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c")
+                .arg(r#"echo "ONLY=$ONLY HOME=${HOME-unset} NOTIFY=${NOTIFY_SOCKET-unset} DIR=$(pwd)"; exec sleep 600"#)
+                .env_clear()
+                .env("ONLY", "1")
+                .env("NOTIFY_SOCKET", "/run/systemd/notify")
+                .current_dir("/");
+            cmd
+        },
+        CommandOptions::new(),
+    ));
+    let log = sup.log_tree();
+    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
+    let line = text(seen.iter().find(|e| e.raw().is_some()).unwrap());
+    assert_eq!(line, "ONLY=1 HOME=unset NOTIFY=unset DIR=/");
+    shut_down(sup).await;
 }

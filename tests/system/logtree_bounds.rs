@@ -271,11 +271,18 @@ fn an_idle_stream_holds_no_more_than_the_trees_budget_and_says_what_it_missed() 
     let usage = tree.usage();
     assert!(usage.bytes <= BUDGET, "{usage:?}");
     assert!(usage.stream_bytes <= BUDGET, "{usage:?}");
-    assert!(usage.stream_bytes > BUDGET / 2, "the stream keeps what fits: {usage:?}");
+    assert!(
+        usage.stream_bytes > BUDGET / 2,
+        "the stream keeps what fits: {usage:?}"
+    );
     let (entries, missed) = drain(reader.stream.as_mut().unwrap());
     assert_eq!(entries + missed, 500, "every entry is delivered or counted");
     assert!(missed > 0);
-    assert_eq!(tree.usage().stream_bytes, 0, "read entries are no longer counted");
+    assert_eq!(
+        tree.usage().stream_bytes,
+        0,
+        "read entries are no longer counted"
+    );
     drop(reader);
 }
 
@@ -283,7 +290,10 @@ fn an_idle_stream_holds_no_more_than_the_trees_budget_and_says_what_it_missed() 
 fn a_stream_is_bounded_by_its_own_bytes_too() {
     let tree = LogTree::new();
     let mut small = tree
-        .read("big", ReadOptions::new().stream().stream_buffer_bytes(100_000))
+        .read(
+            "big",
+            ReadOptions::new().stream().stream_buffer_bytes(100_000),
+        )
         .unwrap();
     let logger = tree.leveled_for("big").unwrap();
     let message = "y".repeat(10_000);
@@ -293,7 +303,10 @@ fn a_stream_is_bounded_by_its_own_bytes_too() {
     let usage = tree.usage();
     assert!(usage.stream_bytes <= 100_000, "{usage:?}");
     let (entries, missed) = drain(small.stream.as_mut().unwrap());
-    assert_eq!(entries, 9, "nine entries of about 10 KiB fit in 100,000 bytes");
+    assert_eq!(
+        entries, 9,
+        "nine entries of about 10 KiB fit in 100,000 bytes"
+    );
     assert_eq!(missed, 91);
     // A dropped stream gives back what it held.
     logger.info(&message);

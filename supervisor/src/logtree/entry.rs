@@ -283,9 +283,42 @@ impl LeveledEntry {
 pub struct RawEntry {
     pub(super) data: Box<str>,
     pub(super) original_len: Option<usize>,
+    pub(super) stream: Option<RawStream>,
+}
+
+/// Which output stream of a process a raw line came from: see [`RawEntry::stream`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RawStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl RawStream {
+    /// `"stdout"` or `"stderr"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RawStream::Stdout => "stdout",
+            RawStream::Stderr => "stderr",
+        }
+    }
+}
+
+impl fmt::Display for RawStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl RawEntry {
+    /// The stream the line came from, when its writer said
+    /// ([`RawLogger::with_stream`](super::RawLogger::with_stream)): `run_command` marks
+    /// every line of a child process. The line's text is exactly what was written either way.
+    pub fn stream(&self) -> Option<RawStream> {
+        self.stream
+    }
+
     /// The line, without its `\n` (a `\r` is kept), cut to 1024 bytes.
     pub fn data(&self) -> &str {
         &self.data
@@ -379,6 +412,7 @@ mod tests {
             Payload::Raw(RawEntry {
                 data: "out".into(),
                 original_len: Some(2000),
+                stream: None,
             }),
         );
         assert_eq!(raw.to_string(), format!("{:<32} R out...", "root.p"));

@@ -321,7 +321,13 @@ impl Journal {
     pub(super) fn usage(&self) -> (usize, usize, usize, usize, usize) {
         let subscribers = self.subscribers.len() - self.free.len();
         let streamed = self.streamed.load(Ordering::SeqCst);
-        (self.retained, self.bytes, self.dns.len(), subscribers, streamed)
+        (
+            self.retained,
+            self.bytes,
+            self.dns.len(),
+            subscribers,
+            streamed,
+        )
     }
 }
 

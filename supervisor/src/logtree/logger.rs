@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use super::entry::{LeveledEntry, Payload, RawEntry, Severity, base_name};
+use super::entry::{LeveledEntry, Payload, RawEntry, RawStream, Severity, base_name};
 use super::lines::LineBuffer;
 use super::{DnMeta, LogTree};
 
@@ -242,6 +242,7 @@ pub struct RawLogger {
     tree: LogTree,
     dn: Arc<DnMeta>,
     line: LineBuffer,
+    stream: Option<RawStream>,
 }
 
 impl RawLogger {
@@ -250,7 +251,27 @@ impl RawLogger {
             tree,
             dn,
             line: LineBuffer::default(),
+            stream: None,
         }
+    }
+
+    /// Marks every line this writer writes as coming from `stream`
+    /// ([`RawEntry::stream`](super::RawEntry::stream)), for output whose origin matters.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use supervisor::logtree::{LogTree, RawStream, ReadOptions};
+    ///
+    /// let tree = LogTree::new();
+    /// let mut err = tree.raw_for("root.proc")?.with_stream(RawStream::Stderr);
+    /// err.write_all(b"oops\n")?;
+    /// let entries = tree.read("root.proc", ReadOptions::new().backlog_all())?.backlog;
+    /// assert_eq!(entries[0].raw().unwrap().stream(), Some(RawStream::Stderr));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_stream(mut self, stream: RawStream) -> Self {
+        self.stream = Some(stream);
+        self
     }
 
     /// The DN this writer writes to.
@@ -264,25 +285,44 @@ impl RawLogger {
     }
 
     fn finish(&mut self) {
-        let RawLogger { tree, dn, line } = self;
-        line.finish(|text, original| emit(tree, dn, text, original));
+        let RawLogger {
+            tree,
+            dn,
+            line,
+            stream,
+        } = self;
+        line.finish(|text, original| emit(tree, dn, *stream, text, original));
     }
 }
 
-fn emit(tree: &LogTree, dn: &DnMeta, text: String, original_len: Option<usize>) {
+fn emit(
+    tree: &LogTree,
+    dn: &DnMeta,
+    stream: Option<RawStream>,
+    text: String,
+    original_len: Option<usize>,
+) {
     tree.append(
         &dn.dn,
         Payload::Raw(RawEntry {
             data: text.into_boxed_str(),
             original_len,
+            stream,
         }),
     );
 }
 
 impl io::Write for RawLogger {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let RawLogger { tree, dn, line } = self;
-        line.push(buf, |text, original| emit(tree, dn, text, original));
+        let RawLogger {
+            tree,
+            dn,
+            line,
+            stream,
+        } = self;
+        line.push(buf, |text, original| {
+            emit(tree, dn, *stream, text, original)
+        });
         Ok(buf.len())
     }
 

@@ -60,7 +60,7 @@ use std::time::SystemTime;
 
 use crate::lock::lock;
 
-pub use entry::{LeveledEntry, LogEntry, RawEntry, Severity};
+pub use entry::{LeveledEntry, LogEntry, RawEntry, RawStream, Severity};
 #[cfg(feature = "process")]
 pub(crate) use lines::LineBuffer;
 pub use lines::RAW_LINE_MAX;
