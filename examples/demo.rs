@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{
     Context, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry, runnable,
-    supervision_tree,
+    shutdown_signal, supervision_tree,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -245,30 +245,17 @@ fn follow_logs(tree: &LogTree) {
     }
 }
 
-/// Resolves with the reason to stop: Ctrl-C, SIGTERM, or the end of `--for`.
-async fn stop_requested(run_for: Option<Duration>) -> &'static str {
+/// Resolves with the reason to stop: SIGINT (Ctrl-C), SIGTERM, or the end of `--for`.
+async fn stop_requested(run_for: Option<Duration>) -> String {
     let deadline = async {
         match run_for {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
     };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        () = terminate => "SIGTERM",
-        () = deadline => "time is up",
+        signal = shutdown_signal() => signal.to_string(),
+        () = deadline => "time is up".to_owned(),
     }
 }
 

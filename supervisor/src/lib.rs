@@ -61,7 +61,22 @@
 //! # Runtime
 //!
 //! A supervisor runs on the tokio runtime it is started in, which must have time enabled
-//! (as `#[tokio::main]` and `#[tokio::test]` do).
+//! (as `#[tokio::main]` and `#[tokio::test]` do). Every task it spawns — each runnable,
+//! each restart timer — is spawned on that runtime, whichever thread starts it: a
+//! [`Context`] may be used from a plain thread or from inside another runtime.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `macros` | on | [`runnable`] and [`supervision_tree!`], from `supervisor-macros` |
+//! | `process` | on | [`run_command`] and [`run_program`]: child processes as runnables (Unix; `rustix` for signals) |
+//! | `prometheus` | on | [`PrometheusMetrics`]: node states exported into a `prometheus::Registry` |
+//! | `signal` | on | [`shutdown_signal`]: SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
+//! | `testing` | off | `supervisor::testing` and `#[supervisor::test]` (with `macros`): the test harness, paused time. It turns on tokio's `test-util`, so enable it under `[dev-dependencies]` only |
+//!
+//! With no features the crate is the runtime alone: runnables, contexts, restarts, the log
+//! tree and the metrics hook. CI builds each feature on its own and with none.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -82,6 +97,8 @@ mod name;
 pub mod registry;
 mod runnable;
 mod shared;
+#[cfg(feature = "signal")]
+mod shutdown_signal;
 mod state;
 mod status;
 mod task;
@@ -122,6 +139,9 @@ pub use handle::{Builder, Ended, Supervisor};
 pub use metrics::PrometheusMetrics;
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
 pub use runnable::Runnable;
+#[cfg(feature = "signal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
+pub use shutdown_signal::{ShutdownSignal, shutdown_signal};
 pub use state::{NodeState, Signal};
 pub use status::{NodeStatus, TreeStatus};
 pub use tokio_util::sync::CancellationToken;

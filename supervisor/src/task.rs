@@ -128,10 +128,10 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 Ok(Poll::Pending) => {}
                 Err(payload) => break 'outcome panicked(shared, payload),
             }
-            if let Some(grace) = this.grace {
-                if grace.as_mut().poll(cx).is_ready() {
-                    break 'outcome Ending::Outcome(Outcome::Aborted(shared.grace));
-                }
+            if let Some(grace) = this.grace
+                && grace.as_mut().poll(cx).is_ready()
+            {
+                break 'outcome Ending::Outcome(Outcome::Aborted(shared.grace));
             }
             shared.activity.leave();
             return Poll::Pending;

@@ -180,10 +180,10 @@ fn watch_root<R: Runnable>(root: R, errors: Arc<Mutex<Vec<String>>>) -> impl Run
         let (run, errors) = (root(ctx.clone()), errors.clone());
         async move {
             let result = run.await;
-            if let Err(e) = &result {
-                if !(ctx.is_cancelled() && is_cancellation(&**e)) {
-                    lock(&errors).push(e.to_string());
-                }
+            if let Err(e) = &result
+                && !(ctx.is_cancelled() && is_cancellation(&**e))
+            {
+                lock(&errors).push(e.to_string());
             }
             result
         }

@@ -182,3 +182,24 @@ async fn an_illegal_signal_fails_a_node_that_keeps_running() {
     );
     shut_down(sup).await;
 }
+
+/// A real SIGTERM, sent to this test process: the handler is installed when
+/// `shutdown_signal` is called, so a signal sent right after is not lost, and does not kill
+/// the process.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_becomes_a_graceful_shutdown() {
+    use rustix::process::{Signal as Raw, getpid, kill_process};
+    use supervisor::{Ended, ShutdownSignal, shutdown_signal};
+
+    let sup = Supervisor::new(|ctx: supervisor::Context| async move {
+        ctx.signal(Signal::Healthy);
+        ctx.cancelled().await;
+        Ok(())
+    });
+    let stop = shutdown_signal();
+    kill_process(getpid(), Raw::TERM).unwrap();
+    assert_eq!(stop.await, ShutdownSignal::Terminate);
+    sup.cancel();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+}

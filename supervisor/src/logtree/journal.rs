@@ -173,11 +173,11 @@ impl Journal {
         deque.push_back(Stored { seq, payload });
         self.retained += 1;
         self.bytes += cost;
-        if deque.len() > self.limits.per_dn {
-            if let Some(old) = deque.pop_front() {
-                self.retained -= 1;
-                self.bytes -= old.payload.cost();
-            }
+        if deque.len() > self.limits.per_dn
+            && let Some(old) = deque.pop_front()
+        {
+            self.retained -= 1;
+            self.bytes -= old.payload.cost();
         }
         self.order.push_back((seq, dn.clone()));
         while self.bytes > self.limits.global_bytes && self.evict_oldest() {}
@@ -263,10 +263,10 @@ impl Journal {
     }
 
     pub(super) fn unsubscribe(&mut self, id: usize) {
-        if let Some(slot) = self.subscribers.get_mut(id) {
-            if slot.take().is_some() {
-                self.free.push(id);
-            }
+        if let Some(slot) = self.subscribers.get_mut(id)
+            && slot.take().is_some()
+        {
+            self.free.push(id);
         }
     }
 

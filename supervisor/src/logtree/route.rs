@@ -153,10 +153,8 @@ where
             .scope()
             .skip(1)
             .any(|s| s.extensions().get::<Arc<Route>>().is_some());
-        if !inherited {
-            if let Some(route) = CURRENT.with(|c| c.borrow().as_deref().map(Route::of)) {
-                span.extensions_mut().insert(route);
-            }
+        if !inherited && let Some(route) = CURRENT.with(|c| c.borrow().as_deref().map(Route::of)) {
+            span.extensions_mut().insert(route);
         }
     }
 
@@ -304,10 +302,10 @@ where
 
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
         OUTER.with(|outer| {
-            if let Some(outer) = outer.borrow().last() {
-                if outer.enabled(event.metadata()) {
-                    outer.event(event);
-                }
+            if let Some(outer) = outer.borrow().last()
+                && outer.enabled(event.metadata())
+            {
+                outer.event(event);
             }
         });
     }
