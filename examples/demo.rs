@@ -398,16 +398,28 @@ async fn prober(ctx: Context, port: Arc<AtomicU16>) -> supervisor::Result {
         }
         n += 1;
         let started = Instant::now();
-        let line = format!("probe {n}\n");
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.write_all(line.as_bytes()).await?;
-        let mut reply = String::new();
-        BufReader::new(&mut stream).read_line(&mut reply).await?;
-        if reply != line {
-            return Err(format!("echo replied {reply:?} to {line:?}").into());
+        // A probe cut short by the shutdown (the echo server stops at the same moment) is
+        // no failure: cancellation is looked at first.
+        tokio::select! {
+            biased;
+            () = ctx.cancelled() => return Ok(()),
+            probed = probe(port, n) => probed?,
         }
         tracing::info!("echo round trip {:?}", started.elapsed());
     }
+}
+
+/// One round trip to the echo server.
+async fn probe(port: u16, n: u64) -> supervisor::Result {
+    let line = format!("probe {n}\n");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(line.as_bytes()).await?;
+    let mut reply = String::new();
+    BufReader::new(&mut stream).read_line(&mut reply).await?;
+    if reply != line {
+        return Err(format!("echo replied {reply:?} to {line:?}").into());
+    }
+    Ok(())
 }
 
 #[runnable]

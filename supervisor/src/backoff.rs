@@ -84,6 +84,11 @@ impl Backoff {
 
     /// Sets the factor by which the delay grows after each restart. Must be finite and at
     /// least 1.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the value and the rule if `factor` is below 1, infinite or
+    /// NaN.
     pub fn multiplier(mut self, factor: f64) -> Result<Self, ConfigError> {
         if !(factor.is_finite() && factor >= 1.0) {
             return Err(ConfigError {
@@ -98,6 +103,11 @@ impl Backoff {
 
     /// Sets the jitter: each delay is moved by a random amount of up to this fraction of
     /// itself, either way. Must be between 0 and 1.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the value and the rule if `fraction` is outside `0..=1` (NaN
+    /// included).
     pub fn randomization(mut self, fraction: f64) -> Result<Self, ConfigError> {
         if !(0.0..=1.0).contains(&fraction) {
             return Err(ConfigError {

@@ -175,6 +175,13 @@ impl Context {
     /// }
     /// # let _ = parent;
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::InvalidName`] or [`RunError::NameTaken`] for a name that breaks the rules
+    /// above, [`RunError::NotNew`] once this node has signalled `Healthy` (or has returned),
+    /// and [`RunError::Stale`] from a context whose incarnation has ended or whose restart
+    /// has been decided.
     pub fn run<R: Runnable>(&self, name: &str, runnable: R) -> Result<(), RunError> {
         let member: [(&str, Arc<dyn DynRunnable>); 1] = [(name, Arc::new(runnable))];
         self.start(&member, None)
@@ -187,6 +194,13 @@ impl Context {
     /// while this node is `New`, before it signals `Healthy`. On any error nothing of the
     /// group is started. Children are forgotten when this node restarts; the new
     /// incarnation starts its own.
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::InvalidName`] or [`RunError::NameTaken`] for a name that breaks the rules
+    /// above, [`RunError::NotNew`] once this node has signalled `Healthy` (or has returned),
+    /// and [`RunError::Stale`] from a context whose incarnation has ended or whose restart
+    /// has been decided.
     pub fn run_group(&self, group: Group) -> Result<(), RunError> {
         self.start(&group.members, group.backoff.as_ref())
     }
@@ -254,6 +268,12 @@ impl Context {
     /// }
     /// # let _ = dhcp;
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RunError::InvalidName`] for a name that is not `^[a-z0-9_]{1,64}$`,
+    /// [`RunError::NameTaken`] for a child's name, and [`RunError::Stale`] from a context
+    /// whose incarnation has ended or whose restart has been decided.
     pub fn sub_logger(&self, name: &str) -> Result<Logger, RunError> {
         let shared = &self.inner.shared;
         let dn = shared.tree().reserve_sub_logger(self.inner.key, name)?;

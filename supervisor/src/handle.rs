@@ -284,8 +284,12 @@ impl Builder {
         }
     }
 
-    /// Starts the supervisor, or says why it cannot: there is no tokio runtime here, or it
-    /// has no time driver.
+    /// Starts the supervisor, or says why it cannot.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::NoRuntime`] when called outside a tokio runtime, and
+    /// [`StartError::NoTimeDriver`] when the runtime has no time driver.
     pub fn try_start<R: Runnable>(self, root: R) -> Result<Supervisor, StartError> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(StartError::NoRuntime);

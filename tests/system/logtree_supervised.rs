@@ -375,3 +375,28 @@ async fn the_raw_logger_of_a_context_writes_at_its_dn() {
     );
     shut_down(sup).await;
 }
+
+/// Pins what `LogTreeLayer`'s documentation says about filters: a filter on the whole
+/// subscriber (what `RUST_LOG=warn` does to `fmt().with_env_filter(..)`) filters the log
+/// tree too; a filter on the application's own layer leaves the log tree everything.
+#[tokio::test(start_paused = true)]
+async fn a_global_filter_starves_the_log_tree_and_a_per_layer_filter_does_not() {
+    use tracing_subscriber::filter::LevelFilter;
+
+    for global in [true, false] {
+        let (captured, _guard) = crate::support::capture_filtered(LevelFilter::WARN, global);
+        let sup = Supervisor::new(tree(|ctx| ctx.run("chatty", chatty)));
+        sup.settled().await;
+        let in_tree = texts(&sup.log_tree(), "root.chatty");
+        // The application's layer sees warnings and errors only, either way.
+        assert!(captured.find("a warning").is_some());
+        assert!(captured.find("some info").is_none());
+        if global {
+            assert_eq!(in_tree, ["an error", "a warning"]);
+        } else {
+            assert!(in_tree.contains(&"some info".to_owned()), "{in_tree:?}");
+            assert!(in_tree.contains(&"from a spawned task".to_owned()));
+        }
+        shut_down(sup).await;
+    }
+}

@@ -173,3 +173,22 @@ async fn several_sinks_see_the_same_changes() {
         [NodeState::New, NodeState::Healthy, NodeState::Canceled]
     );
 }
+
+#[tokio::test]
+async fn in_memory_metrics_keep_the_wall_clock_time_of_each_transition() {
+    let memory = InMemoryMetrics::default();
+    let before = std::time::SystemTime::now();
+    let sup = Supervisor::builder()
+        .metrics(memory.clone())
+        .start(|ctx: Context| async move {
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        });
+    sup.settled().await;
+    let after = std::time::SystemTime::now();
+    let root = memory.dns()["root"];
+    assert_eq!(root.state, NodeState::Healthy);
+    assert!(before <= root.wall_time && root.wall_time <= after);
+    shut_down(sup).await;
+}

@@ -329,6 +329,32 @@ pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     (captured, tracing::subscriber::set_default(subscriber))
 }
 
+/// Like [`capture`], with the application's capture layer filtered to `level` and above.
+/// With `global`, the filter is a layer of the whole subscriber (`registry().with(filter)`),
+/// which starves the log tree too; otherwise it is the capture layer's own
+/// (`layer.with_filter(filter)`), the pattern `LogTreeLayer`'s documentation shows.
+pub fn capture_filtered(
+    level: tracing_subscriber::filter::LevelFilter,
+    global: bool,
+) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let guard = if global {
+        tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(level)
+                .with(supervisor::logtree::LogTreeLayer::new())
+                .with(CaptureLayer(captured.clone())),
+        )
+    } else {
+        tracing::subscriber::set_default(
+            tracing_subscriber::registry()
+                .with(supervisor::logtree::LogTreeLayer::new())
+                .with(CaptureLayer(captured.clone()).with_filter(level)),
+        )
+    };
+    (captured, guard)
+}
+
 /// Like [`capture`], with an application subscriber that does not include the log tree's
 /// layer: the supervisor then routes runnable events itself and forwards them here.
 pub fn capture_without_layer() -> (Captured, tracing::subscriber::DefaultGuard) {

@@ -180,17 +180,32 @@ impl LogTree {
     }
 
     /// A logger of leveled entries at `dn`.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidDn`] if `dn` is not a valid DN (dot-separated names of
+    /// `[a-z0-9_]{1,64}`).
     pub fn leveled_for(&self, dn: &str) -> Result<Logger, LogError> {
         Ok(Logger::new(self.clone(), self.meta(dn)?))
     }
 
     /// A writer of raw lines at `dn`, with its own line buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidDn`] if `dn` is not a valid DN (dot-separated names of
+    /// `[a-z0-9_]{1,64}`).
     pub fn raw_for(&self, dn: &str) -> Result<RawLogger, LogError> {
         Ok(RawLogger::new(self.clone(), self.meta(dn)?))
     }
 
     /// Sets the verbosity of `dn`: `v(n)` entries, and `tracing` DEBUG (1) and TRACE (2)
     /// events, are recorded there only when `n` is at most this. Default 0.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidDn`] if `dn` is not a valid DN (dot-separated names of
+    /// `[a-z0-9_]{1,64}`).
     pub fn set_verbosity(&self, dn: &str, verbosity: u32) -> Result<(), LogError> {
         self.meta(dn)?.verbosity.store(verbosity, Ordering::Relaxed);
         Ok(())
@@ -263,6 +278,12 @@ impl LogTree {
     /// entry exactly once, in journal order. The backlog is copied one DN at a time (at
     /// most [`per_dn_entries`](LogTreeBuilder::per_dn_entries) entries under the journal's
     /// lock), so a large read holds writers up only briefly.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidDn`] if `dn` is neither a valid DN nor empty (the whole tree, with
+    /// children), and [`LogError::ConflictingKinds`] if the options ask for only raw and
+    /// only leveled entries at once.
     pub fn read(&self, dn: &str, options: ReadOptions) -> Result<LogReader, LogError> {
         check_dn(dn, true)?;
         let filter = options.filter(dn)?;
@@ -397,6 +418,11 @@ impl LogTreeBuilder {
     }
 
     /// The log tree, or the first limit that is out of range.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting and its rule if `per_dn_entries` or
+    /// `max_message_bytes` is 0.
     pub fn build(self) -> Result<LogTree, ConfigError> {
         if self.per_dn == 0 {
             return Err(ConfigError {

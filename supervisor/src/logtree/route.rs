@@ -36,7 +36,7 @@ use super::{DnMeta, LogTree};
 /// The target of the supervisor's spans and of its own events.
 pub(crate) const TARGET: &str = "supervisor";
 
-/// A `tracing` [`Layer`] that writes events emitted inside runnables to their log tree.
+/// A `tracing` [`Layer`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/layer/trait.Layer.html) that writes events emitted inside runnables to their log tree.
 ///
 /// Nothing needs to be set up for runnables' events to reach the log tree: the supervisor
 /// routes them itself when the current subscriber lacks this layer. Add it to your own
@@ -55,6 +55,33 @@ pub(crate) const TARGET: &str = "supervisor";
 ///     .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
 ///     .init();
 /// ```
+///
+/// # Filtering
+///
+/// A filter on the whole subscriber filters the log tree too: with
+/// `tracing_subscriber::fmt().with_env_filter(..)` and `RUST_LOG=warn`, or
+/// `registry().with(EnvFilter::new("warn"))`, `tracing` never builds the INFO events of
+/// runnables at all, so their logs in the tree are empty but for warnings and errors. To
+/// keep the terminal quiet and the log tree complete, put the filter on your own layer
+/// alone, with [`Layer::with_filter`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/layer/trait.Layer.html#method.with_filter) (a per-layer filter), as the demo does:
+///
+/// ```no_run
+/// use supervisor::logtree::LogTreeLayer;
+/// use tracing_subscriber::filter::LevelFilter;
+/// use tracing_subscriber::prelude::*;
+///
+/// tracing_subscriber::registry()
+///     .with(LogTreeLayer::new()) // sees everything
+///     .with(
+///         tracing_subscriber::fmt::layer()
+///             .with_writer(std::io::stderr)
+///             .with_filter(LevelFilter::WARN), // only this layer is filtered
+///     )
+///     .init();
+/// ```
+///
+/// How much of DEBUG and TRACE the log tree keeps is its own setting, per DN
+/// ([`LogTree::set_verbosity`](super::LogTree::set_verbosity)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogTreeLayer {
     _private: (),

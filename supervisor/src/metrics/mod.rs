@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use std::time::{Instant, SystemTime};
+
 use crate::lock::lock;
-use std::time::Instant;
 
 use crate::NodeState;
 
@@ -56,8 +57,11 @@ impl<M: Metrics + ?Sized> Metrics for Arc<M> {
 pub struct DnState {
     /// The current state.
     pub state: NodeState,
-    /// When the DN entered it.
+    /// When the DN entered it, on the monotonic clock: for measuring how long ago.
     pub transition: Instant,
+    /// When the DN entered it, on the wall clock (the Go original's `time.Time`): for showing
+    /// to people and for comparing with other logs. It may jump with the system clock.
+    pub wall_time: SystemTime,
 }
 
 /// [`Metrics`] that keeps the latest state of every DN ever seen, and when it changed.
@@ -102,6 +106,7 @@ impl Metrics for InMemoryMetrics {
         let now = DnState {
             state,
             transition: Instant::now(),
+            wall_time: SystemTime::now(),
         };
         let mut dns = lock(&self.dns);
         match dns.get_mut(dn) {

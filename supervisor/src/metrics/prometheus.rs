@@ -10,7 +10,7 @@ use ::prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::{Metrics, NodeState};
 
-/// [`Metrics`] that export every node's state into a [`prometheus::Registry`].
+/// [`Metrics`] that export every node's state into a [`prometheus::Registry`](https://docs.rs/prometheus/0.14/prometheus/struct.Registry.html).
 ///
 /// Two series families, named `<namespace>_supervisor_…` (just `supervisor_…` without a
 /// namespace):
