@@ -15,18 +15,35 @@ use crate::model::{ChildKind, Entry, Name, Scope};
 
 /// Every error found, reported together.
 #[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
+pub(crate) struct Errors {
+    errors: Option<syn::Error>,
+    checked: bool,
+}
 
 impl Errors {
     pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
+        match &mut self.errors {
             Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+            None => self.errors = Some(error),
         }
     }
 
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    /// Every error pushed, as one; a collector must end here, or its errors would be lost.
+    pub(crate) fn finish(mut self) -> syn::Result<()> {
+        self.checked = true;
+        self.errors.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Errors {
+    /// serde's `Ctxt` check: dropping a collector unchecked is a bug of this crate, and would
+    /// silently accept bad input. A panic in a proc macro is a compile error that says so.
+    fn drop(&mut self) {
+        if !self.checked && !std::thread::panicking() {
+            panic!(
+                "supervisor-macros: errors were collected but never checked (a bug of the macro)"
+            );
+        }
     }
 }
 
@@ -59,7 +76,7 @@ pub(crate) fn runnable(attr: TokenStream, func: ItemFn) -> syn::Result<RunnableF
     if !attr.is_empty() {
         errors.push(syn::Error::new_spanned(
             attr,
-            "`#[runnable]` takes no arguments: write `#[runnable]`",
+            "`#[runnable]` takes no arguments but `crate = \"path\"`: write `#[runnable]`",
         ));
     }
     let sig = &func.sig;
@@ -347,10 +364,128 @@ pub(crate) struct TreeDef {
     pub(crate) generics: syn::Generics,
     pub(crate) inputs: Punctuated<FnArg, Token![,]>,
     pub(crate) scope: Scope,
+    /// Where the `supervisor` crate is: `#![crate = "path"]` first in the tree, or
+    /// `::supervisor`.
+    pub(crate) krate: syn::Path,
+}
+
+/// The path the expansions name the runtime by, when nothing else is said.
+fn default_crate() -> syn::Path {
+    syn::parse_quote!(::supervisor)
+}
+
+/// `crate = "path"`, as tokio-macros takes it: for a program that renames the `supervisor`
+/// dependency, or a crate that re-exports it.
+struct CrateOverride(syn::Path);
+
+impl Parse for CrateOverride {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        input.parse::<Token![crate]>()?;
+        input.parse::<Token![=]>()?;
+        let path: syn::LitStr = input.parse()?;
+        parse_crate_path(&path).map(CrateOverride)
+    }
+}
+
+pub(crate) fn parse_crate_path(path: &syn::LitStr) -> syn::Result<syn::Path> {
+    path.parse().map_err(|_| {
+        syn::Error::new(
+            path.span(),
+            format!(
+                "`crate` takes the path of the `supervisor` crate, e.g. `crate = \"::supervisor\"`; \
+                 `{}` is not a path",
+                path.value()
+            ),
+        )
+    })
+}
+
+/// Splits `#[runnable(crate = "path")]` into the path and what else the attribute says
+/// (which [`runnable`] refuses).
+pub(crate) fn crate_override(attr: TokenStream) -> syn::Result<(syn::Path, TokenStream)> {
+    if attr.is_empty() {
+        return Ok((default_crate(), attr));
+    }
+    let starts_with_crate = matches!(
+        attr.clone().into_iter().next(),
+        Some(proc_macro2::TokenTree::Ident(ident)) if ident == "crate"
+    );
+    if starts_with_crate {
+        let CrateOverride(path) = syn::parse2(attr)?;
+        Ok((path, TokenStream::new()))
+    } else {
+        Ok((default_crate(), attr))
+    }
+}
+
+/// The crate a tree names, read as far as the input allows (for the stub beside errors).
+pub(crate) fn tree_crate(input: TokenStream) -> syn::Path {
+    let parser = |input: ParseStream<'_>| {
+        let krate = tree_crate_attribute(input)?;
+        input.parse::<TokenStream>()?;
+        Ok(krate)
+    };
+    syn::parse::Parser::parse2(parser, input).unwrap_or_else(|_| default_crate())
+}
+
+/// `#![crate = "path"]` at the start of a tree, or the default.
+fn tree_crate_attribute(input: ParseStream<'_>) -> syn::Result<syn::Path> {
+    if !(input.peek(Token![#]) && input.peek2(Token![!])) {
+        return Ok(default_crate());
+    }
+    input.parse::<Token![#]>()?;
+    input.parse::<Token![!]>()?;
+    let content;
+    syn::bracketed!(content in input);
+    let CrateOverride(path) = content.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "the only inner attribute of a tree is `#![crate = \"path\"]`",
+        )
+    })?;
+    if !content.is_empty() {
+        return Err(content.error("unexpected tokens after the crate path"));
+    }
+    Ok(path)
+}
+
+/// The head of a `supervision_tree!` (`fn name(args)`) with the rest skipped: when the tree
+/// does not parse, a stub of that signature is emitted beside the error, so that uses of it
+/// do not each fail again.
+pub(crate) struct TreeHead {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) ident: Ident,
+    pub(crate) generics: syn::Generics,
+    pub(crate) inputs: syn::punctuated::Punctuated<FnArg, Token![,]>,
+}
+
+impl Parse for TreeHead {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        tree_crate_attribute(input)?;
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![fn]>()?;
+        let ident: Ident = input.parse()?;
+        let mut generics: syn::Generics = input.parse()?;
+        let args;
+        syn::parenthesized!(args in input);
+        let inputs = args.parse_terminated(FnArg::parse, Token![,])?;
+        generics.where_clause = input.parse()?;
+        input.parse::<TokenStream>()?;
+        Ok(TreeHead {
+            attrs,
+            vis,
+            ident,
+            generics,
+            inputs,
+        })
+    }
 }
 
 impl Parse for TreeDef {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let krate = tree_crate_attribute(input)?;
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
         let fn_token: Token![fn] = input.parse()?;
@@ -359,6 +494,13 @@ impl Parse for TreeDef {
         let args;
         syn::parenthesized!(args in input);
         let inputs = args.parse_terminated(FnArg::parse, Token![,])?;
+        if let Some(receiver) = inputs.iter().find(|i| matches!(i, FnArg::Receiver(_))) {
+            return Err(syn::Error::new_spanned(
+                receiver,
+                "a tree cannot take `self`: it declares a free function; pass what it needs \
+                 as arguments",
+            ));
+        }
         generics.where_clause = input.parse()?;
         let body;
         syn::braced!(body in input);
@@ -372,6 +514,7 @@ impl Parse for TreeDef {
             generics,
             inputs,
             scope,
+            krate,
         })
     }
 }
@@ -466,6 +609,24 @@ fn parse_child(input: ParseStream<'_>, name: &Name) -> syn::Result<ChildKind> {
 
 #[cfg(test)]
 mod tests {
+    use super::Errors;
+
+    #[test]
+    #[should_panic(expected = "errors were collected but never checked")]
+    fn a_collector_dropped_unchecked_is_a_bug() {
+        let mut errors = Errors::default();
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "lost"));
+        drop(errors);
+    }
+
+    #[test]
+    fn a_checked_collector_gives_every_error() {
+        let mut errors = Errors::default();
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "one"));
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "two"));
+        let all = errors.finish().unwrap_err();
+        assert_eq!(all.into_iter().count(), 2);
+    }
     use super::*;
 
     #[test]

@@ -13,6 +13,7 @@ struct Options {
     multi_thread: bool,
     worker_threads: Option<usize>,
     start_paused: bool,
+    krate: syn::Path,
 }
 
 fn options(args: TokenStream) -> syn::Result<Options> {
@@ -22,6 +23,7 @@ fn options(args: TokenStream) -> syn::Result<Options> {
         multi_thread: false,
         worker_threads: None,
         start_paused: false,
+        krate: syn::parse_quote!(::supervisor),
     };
     let mut errors = Errors::default();
     let mut flavor_span = None;
@@ -59,13 +61,29 @@ fn options(args: TokenStream) -> syn::Result<Options> {
                 }
             }
             ("start_paused", Some(Lit::Bool(b))) => options.start_paused = b.value,
-            ("flavor" | "worker_threads" | "start_paused", _) => errors.push(syn::Error::new_spanned(
+            ("crate", Some(Lit::Str(path))) => match crate::parse::parse_crate_path(path) {
+                Ok(path) => options.krate = path,
+                Err(e) => errors.push(e),
+            },
+            ("crate", _) => errors.push(syn::Error::new_spanned(
                 &pair.value,
-                format!("`{key}` takes a literal: `flavor = \"multi_thread\"`, `worker_threads = 2`, `start_paused = true`"),
+                "`crate` takes the crate's path as a string: `crate = \"::supervisor\"`",
+            )),
+            ("flavor", _) => errors.push(syn::Error::new_spanned(
+                &pair.value,
+                "`flavor` takes a string: `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`",
+            )),
+            ("worker_threads", _) => errors.push(syn::Error::new_spanned(
+                &pair.value,
+                "`worker_threads` takes a number: `worker_threads = 2`",
+            )),
+            ("start_paused", _) => errors.push(syn::Error::new_spanned(
+                &pair.value,
+                "`start_paused` takes `true` or `false`",
             )),
             _ => errors.push(syn::Error::new_spanned(
                 &pair.path,
-                format!("unknown argument `{key}`: expected `flavor`, `worker_threads` or `start_paused`"),
+                format!("unknown argument `{key}`: expected `flavor`, `worker_threads`, `start_paused` or `crate`"),
             )),
         }
     }
@@ -83,6 +101,15 @@ fn options(args: TokenStream) -> syn::Result<Options> {
     }
     errors.finish()?;
     Ok(options)
+}
+
+/// `#[test]`, `#[tokio::test]`, `#[supervisor::test]` again, or another crate's `test`
+/// attribute: each would make a second test (or a second runtime) of the same function.
+fn is_test_attribute(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|segment| segment.ident == "test")
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -109,6 +136,18 @@ fn expand_fn(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
             "`#[supervisor::test]` needs an `async fn`",
         ));
     }
+    for attr in &func.attrs {
+        if is_test_attribute(attr) {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                format!(
+                    "a second test attribute: `#[supervisor::test]` already makes this a test \
+                     with its own runtime; remove `#[{}]`",
+                    crate::parse::compact(attr.path())
+                ),
+            ));
+        }
+    }
     if func.sig.inputs.len() > 1 {
         errors.push(syn::Error::new_spanned(
             &func.sig.inputs,
@@ -127,6 +166,7 @@ fn expand_fn(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
         multi_thread,
         worker_threads,
         start_paused,
+        krate,
     }) = options
     else {
         unreachable!("errors were returned above");
@@ -136,7 +176,7 @@ fn expand_fn(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
         None => quote!(::core::option::Option::None),
     };
     let options = quote! {
-        ::supervisor::__private::testing::RuntimeOptions {
+        #krate::__private::testing::RuntimeOptions {
             multi_thread: #multi_thread,
             worker_threads: #worker_threads,
             start_paused: #start_paused,
@@ -148,9 +188,9 @@ fn expand_fn(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
     inner.vis = syn::Visibility::Inherited;
     inner.sig.ident = syn::Ident::new("__supervisor_test", name.span());
     let run = if func.sig.inputs.is_empty() {
-        quote!(::supervisor::__private::testing::run_body(#options, __supervisor_test()))
+        quote!(#krate::__private::testing::run_body(#options, __supervisor_test()))
     } else {
-        quote!(::supervisor::__private::testing::run_root(#options, __supervisor_test))
+        quote!(#krate::__private::testing::run_root(#options, __supervisor_test))
     };
     Ok(quote! {
         #(#attrs)*

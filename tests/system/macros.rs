@@ -199,3 +199,43 @@ mod lints {
         let _ = strict_tree(String::new());
     }
 }
+
+/// Attributes of a `#[runnable] fn` go where they belong: `instrument` on the body (named
+/// after the function, with `skip(ctx)` working), `doc` and `must_use` on the constructor.
+/// A worker, documented.
+#[runnable]
+#[must_use = "start it"]
+#[tracing::instrument(skip(ctx), fields(job = %job))]
+async fn instrumented(ctx: Context, job: String) -> supervisor::Result {
+    tracing::info!("working");
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracing_instrument_on_a_runnable_instruments_its_body() {
+    let (captured, _guard) = crate::support::capture();
+    let sup = Supervisor::new(crate::support::tree(|ctx| {
+        ctx.run("worker", instrumented("nightly".into()))
+    }));
+    sup.settled().await;
+    let working = captured.find("working").expect("the body's event was seen");
+    assert_eq!(
+        working.spans.first().map(String::as_str),
+        Some("instrumented")
+    );
+    assert_eq!(working.dn.as_deref(), Some("root.worker"));
+    assert_eq!(
+        sup.log_tree()
+            .read(
+                "root.worker",
+                supervisor::logtree::ReadOptions::new().backlog_all()
+            )
+            .unwrap()
+            .backlog[0]
+            .message(),
+        "working"
+    );
+    shut_down(sup).await;
+}

@@ -238,6 +238,8 @@ pub struct Record {
     pub dn: Option<String>,
     /// The event's own `dn` field, if any.
     pub dn_field: Option<String>,
+    /// The names of the spans the event happened in, innermost first.
+    pub spans: Vec<String>,
 }
 
 /// Events captured on this thread while the guard lives.
@@ -307,12 +309,17 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for CaptureLayer {
                 .into_iter()
                 .find_map(|span| span.extensions().get::<SpanDn>().map(|d| d.0.clone()))
         });
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| scope.into_iter().map(|s| s.name().to_owned()).collect())
+            .unwrap_or_default();
         self.0.0.lock().unwrap().push(Record {
             target: event.metadata().target().to_owned(),
             level: *event.metadata().level(),
             message: fields.message,
             dn,
             dn_field: fields.dn,
+            spans,
         });
     }
 }

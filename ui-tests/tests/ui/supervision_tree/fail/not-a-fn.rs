@@ -1,0 +1,8 @@
+use supervisor::supervision_tree;
+
+supervision_tree! {
+    async fn tree() {
+    }
+}
+
+fn main() {}

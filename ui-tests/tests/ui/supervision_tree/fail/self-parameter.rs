@@ -1,0 +1,8 @@
+use supervisor::supervision_tree;
+
+supervision_tree! {
+    fn method(self) {
+    }
+}
+
+fn main() {}
