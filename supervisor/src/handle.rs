@@ -86,6 +86,9 @@ impl Supervisor {
     /// Cancels every runnable and restarts nothing from now on. Returns at once; await
     /// [`wait`](Supervisor::wait) to know when everything has returned.
     pub fn cancel(&self) {
+        // Timed first, so that a runnable blocking its thread through the grace period is
+        // found out when it returns (DESIGN §5).
+        self.shared.tree().cancelling();
         self.shared.token.cancel();
     }
 
@@ -302,7 +305,13 @@ impl Builder {
             None => CancellationToken::new(),
         };
         let activity = Arc::new(Activity::default());
-        let tree = Tree::new(token.clone(), self.backoff, self.metrics, activity.clone());
+        let tree = Tree::new(
+            token.clone(),
+            self.backoff,
+            self.metrics,
+            activity.clone(),
+            self.shutdown_grace,
+        );
         let shared = Arc::new(Shared::new(
             runtime,
             tree,

@@ -78,10 +78,12 @@ struct Node {
     state: NodeState,
     /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
     failed: bool,
-    /// The tree cancelled this incarnation (its own failure or a group sibling's). A node
-    /// whose parent is live and that was cancelled otherwise cancelled itself, and is
-    /// restarted after its backoff, like a failed one (DESIGN §14).
-    cancelled_by_tree: bool,
+    /// When the tree cancelled this incarnation (its own failure or a group sibling's), on
+    /// the tree's clock; 0 if it did not. A node whose parent is live and that was cancelled
+    /// otherwise cancelled itself, and is restarted after its backoff, like a failed one
+    /// (DESIGN §14). The time tells a runnable that returned late, having blocked its
+    /// thread through its grace period.
+    cancelled_at: u64,
     running: bool,
     restart_pending: bool,
 }
@@ -237,6 +239,12 @@ pub(crate) struct Tree {
     activity: Arc<Activity>,
     /// The supervisor's own token: the root's parent.
     token: CancellationToken,
+    /// When the whole tree was cancelled through the supervisor's handle, on the tree's
+    /// clock; 0 if it was not (or only through a token given to the builder, whose
+    /// cancellation nobody times).
+    cancelled_at: u64,
+    /// The shutdown grace period, in nanoseconds.
+    grace: u64,
     /// Panics of metrics sinks not yet handed out in [`Effects`], to be logged outside the
     /// lock (logging reaches the application's subscriber, which is user code).
     sink_panics: Vec<Note>,
@@ -251,6 +259,7 @@ impl Tree {
         default_backoff: Backoff,
         metrics: Vec<Arc<dyn Metrics>>,
         activity: Arc<Activity>,
+        grace: Duration,
     ) -> Self {
         Tree {
             slots: Vec::new(),
@@ -261,6 +270,8 @@ impl Tree {
             metrics,
             activity,
             token,
+            cancelled_at: 0,
+            grace: u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX),
             sink_panics: Vec::new(),
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
@@ -414,7 +425,7 @@ impl Tree {
             name_hash: 0,
             state: NodeState::New,
             failed: false,
-            cancelled_by_tree: false,
+            cancelled_at: 0,
             running: false,
             restart_pending: false,
         };
@@ -610,6 +621,35 @@ impl Tree {
         }
     }
 
+    /// Notes that the whole tree is being cancelled now (the caller then cancels the token).
+    pub(crate) fn cancelling(&mut self) {
+        if self.cancelled_at == 0 {
+            self.cancelled_at = self.epoch.now().max(1);
+        }
+    }
+
+    /// How long after its grace period ran out `id` returned, if it did return late: from
+    /// the earliest time the tree cancelled it, an ancestor of it, or the whole tree. (A
+    /// cancellation the tree did not make — a runnable's own, a builder's token — is timed by
+    /// the task instead, from the first poll that saw it.)
+    fn overrun(&self, id: NodeId) -> Option<Duration> {
+        let mut cancelled = self.cancelled_at;
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let node = self.node(c);
+            if node.cancelled_at != 0 && (cancelled == 0 || node.cancelled_at < cancelled) {
+                cancelled = node.cancelled_at;
+            }
+            cur = node.parent;
+        }
+        if cancelled == 0 {
+            return None;
+        }
+        let deadline = cancelled.saturating_add(self.grace);
+        let now = self.epoch.now();
+        (now > deadline).then(|| Duration::from_nanos(now - deadline))
+    }
+
     /// Records that the task of `key` has ended, and restarts what that makes restartable.
     pub(crate) fn exited(&mut self, key: Key, outcome: Outcome) -> Effects {
         let mut effects = Effects::default();
@@ -618,9 +658,17 @@ impl Tree {
         };
         debug_assert!(node.running, "{} exited twice", node.dn);
         let cancelled = node.token.is_cancelled();
-        // The three return rules of DESIGN §3, in order.
+        let overran = match outcome {
+            Outcome::Returned(_) if cancelled && !node.failed => self.overrun(key.id),
+            _ => None,
+        };
+        // The three return rules of DESIGN §3, in order; a return past the grace period
+        // is a failure whatever was returned (DESIGN §5).
         let ending = match outcome {
             _ if node.failed => Ok(NodeState::Dead),
+            Outcome::Returned(_) if overran.is_some() => {
+                Err(Failure::Overran(overran.unwrap_or_default()))
+            }
             Outcome::Returned(Ok(())) if node.state == NodeState::Done => Ok(NodeState::Done),
             Outcome::Returned(Ok(())) if cancelled => Ok(NodeState::Canceled),
             Outcome::Returned(Err(e)) if cancelled && e.cancellation => Ok(NodeState::Canceled),
@@ -659,6 +707,7 @@ impl Tree {
     /// abort each other forever).
     fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
         self.set_state(id, NodeState::Dead);
+        let now = self.epoch.now().max(1);
         let node = self.node_mut(id);
         let reason = failure.reason();
         node.last_error = Some(reason.clone());
@@ -669,7 +718,7 @@ impl Tree {
         if node.token.is_cancelled() {
             return Vec::new();
         }
-        node.cancelled_by_tree = true;
+        node.cancelled_at = now;
         node.token.cancel();
         let node = self.node(id);
         let Some(parent) = node.parent else {
@@ -688,7 +737,7 @@ impl Tree {
             .map(|s| {
                 let sibling = self.node_mut(s);
                 if !sibling.token.is_cancelled() {
-                    sibling.cancelled_by_tree = true;
+                    sibling.cancelled_at = now;
                     sibling.token.cancel();
                 }
                 Key {
@@ -734,7 +783,7 @@ impl Tree {
         let node = self.node(top);
         // A node that cancelled itself waits out its backoff too, or it would restart in a
         // hot loop (DESIGN §14).
-        if node.state == NodeState::Dead || !node.cancelled_by_tree {
+        if node.state == NodeState::Dead || node.cancelled_at == 0 {
             let delay = self.next_delay(top);
             if !delay.is_zero() {
                 let node = self.node_mut(top);
@@ -783,7 +832,7 @@ impl Tree {
         // Normally already forgotten; nothing of the last incarnation may reach the next.
         node.children = None;
         node.failed = false;
-        node.cancelled_by_tree = false;
+        node.cancelled_at = 0;
         node.restart_pending = false;
         node.restarts += 1;
         self.set_state(id, NodeState::New);

@@ -378,3 +378,50 @@ async fn children_started_from_another_runtime_run_on_the_supervisors_runtime() 
     assert_eq!(state(&sup, "root.from_other"), NodeState::Healthy);
     shut_down(sup).await;
 }
+
+/// The cancellation arrives while the runnable is blocked in the middle of a poll: the
+/// supervisor timed the cancel, so the late return is still told apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runnable_blocked_when_cancelled_and_returning_late_is_recorded_dead() {
+    let grace = Duration::from_millis(50);
+    let recorder = Recorder::default();
+    let (blocking, blocked) = std::sync::mpsc::channel::<()>();
+    let blocking = std::sync::Mutex::new(Some(blocking));
+    let sup = Supervisor::builder()
+        .shutdown_grace(grace)
+        .metrics(recorder.clone())
+        .start(tree(move |ctx| {
+            let blocking = blocking.lock().unwrap().take();
+            ctx.run("blocker", move |ctx: Context| {
+                let blocking = blocking.clone();
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    if let Some(blocking) = blocking {
+                        let _ = blocking.send(());
+                    }
+                    // Blocks this worker thread, cancellation or not.
+                    std::thread::sleep(Duration::from_millis(400));
+                    Ok(())
+                }
+            })
+        }));
+    // Wait (off the runtime's threads) until the runnable is inside its blocking call.
+    tokio::task::spawn_blocking(move || blocked.recv().unwrap())
+        .await
+        .unwrap();
+    let handle = sup.clone();
+    sup.cancel();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    assert_eq!(state(&handle, "root.blocker"), NodeState::Dead);
+    let logged = messages_at(&handle.log_tree(), "root.blocker");
+    assert!(
+        logged
+            .iter()
+            .any(|m| m.starts_with("overran its shutdown grace period by")),
+        "{logged:?}"
+    );
+    assert_eq!(
+        recorder.history("root.blocker").last(),
+        Some(&NodeState::Dead)
+    );
+}
