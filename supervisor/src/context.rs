@@ -210,12 +210,18 @@ impl Context {
         members: &[(S, Arc<dyn DynRunnable>)],
         backoff: Option<&Backoff>,
     ) -> Result<(), RunError> {
-        let effects = self
-            .inner
-            .shared
-            .tree()
-            .run_group(self.inner.key, members, backoff)?;
-        self.inner.shared.apply(effects);
+        let shared = &self.inner.shared;
+        let (starts, sink_panics) = {
+            let mut tree = shared.tree();
+            let starts = tree.run_group(self.inner.key, members, backoff)?;
+            (starts, tree.take_sink_panics())
+        };
+        for start in starts {
+            shared.spawn(start);
+        }
+        if !sink_panics.is_empty() {
+            shared.log_notes(&sink_panics);
+        }
         Ok(())
     }
 

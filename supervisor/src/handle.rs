@@ -86,10 +86,7 @@ impl Supervisor {
     /// Cancels every runnable and restarts nothing from now on. Returns at once; await
     /// [`wait`](Supervisor::wait) to know when everything has returned.
     pub fn cancel(&self) {
-        // Timed first, so that a runnable blocking its thread through the grace period is
-        // found out when it returns (DESIGN §5).
-        self.shared.tree().cancelling();
-        self.shared.token.cancel();
+        self.shared.cancel();
     }
 
     /// Whether the supervisor has been cancelled.

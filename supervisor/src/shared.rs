@@ -138,10 +138,7 @@ impl Shared {
             forgotten,
         } = effects;
         if !notes.is_empty() {
-            let now = SystemTime::now();
-            for note in &notes {
-                self.log(note, now);
-            }
+            self.log_notes(&notes);
         }
         for start in starts {
             self.spawn(start);
@@ -151,6 +148,14 @@ impl Shared {
         }
         for (dn, runnable) in forgotten {
             self.drop_forgotten(&dn, runnable);
+        }
+    }
+
+    /// Logs `notes`, with one timestamp.
+    pub(crate) fn log_notes(&self, notes: &[Note]) {
+        let now = SystemTime::now();
+        for note in notes {
+            self.log(note, now);
         }
     }
 
@@ -215,6 +220,12 @@ impl Shared {
         let mut slot = lock(&self.panic);
         slot.get_or_insert(payload);
         drop(slot);
+        self.cancel();
+    }
+
+    /// Cancels the whole tree, timing it first (see `Tree::cancelling`).
+    pub(crate) fn cancel(&self) {
+        self.tree().cancelling();
         self.token.cancel();
     }
 

@@ -110,15 +110,6 @@ impl<R: Runnable> Future for RunnableTask<R> {
             let StageProj::Running { future } = this.stage.as_mut().project() else {
                 unreachable!("a finished runnable task was polled")
             };
-            // Cancellation is looked at before the runnable is polled, so that the grace
-            // period runs from a poll that began after it: a runnable that then blocks its
-            // thread past the deadline is told apart from one that returned in time.
-            if this.grace.is_none() && this.cancelled.poll(cx).is_ready() {
-                // From here an exit is owed: count it until the task ends.
-                shared.activity.enter();
-                this.owner.exiting = true;
-                *this.grace = Some(Box::pin(tokio::time::sleep(shared.grace)));
-            }
             let polled = {
                 let _entered = span.map(Span::enter);
                 catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
@@ -127,6 +118,16 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 Ok(Poll::Ready(result)) => break 'outcome Ending::Returned(result),
                 Ok(Poll::Pending) => {}
                 Err(payload) => break 'outcome panicked(shared, payload),
+            }
+            // Only a runnable still pending after its cancellation needs a deadline: most
+            // return in the poll that sees it, and cost no timer. (A cancellation the tree
+            // made is timed by the tree, so that a return which comes late because the
+            // runnable blocked its thread is found out there too.)
+            if this.grace.is_none() && this.cancelled.poll(cx).is_ready() {
+                // From here an exit is owed: count it until the task ends.
+                shared.activity.enter();
+                this.owner.exiting = true;
+                *this.grace = Some(Box::pin(tokio::time::sleep(shared.grace)));
             }
             if let Some(grace) = this.grace
                 && grace.as_mut().poll(cx).is_ready()

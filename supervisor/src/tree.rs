@@ -202,7 +202,7 @@ pub(crate) type Starts = SmallVec<[Start; 2]>;
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
-    pub(crate) starts: Starts,
+    pub(crate) starts: SmallVec<[Start; 1]>,
     pub(crate) timers: Vec<Timer>,
     pub(crate) notes: SmallVec<[Note; 2]>,
     /// The runnables of forgotten nodes, by DN, to be dropped outside the lock: a runnable's
@@ -363,13 +363,18 @@ impl Tree {
     }
 
     fn set_state(&mut self, id: NodeId, state: NodeState) {
-        let epoch = self.epoch;
+        let now = self.epoch.now();
+        self.set_state_at(id, state, now);
+    }
+
+    /// [`set_state`](Tree::set_state) with the time already read.
+    fn set_state_at(&mut self, id: NodeId, state: NodeState, now: u64) {
         let node = self.node_mut(id);
         if node.state == state {
             return;
         }
         node.state = state;
-        node.since = epoch.now();
+        node.since = now;
         self.notify(id, state);
     }
 
@@ -483,13 +488,15 @@ impl Tree {
         self.finish(effects)
     }
 
-    /// Starts `members` as one group of children of `key`, all or none.
+    /// Starts `members` as one group of children of `key`, all or none. The starts are the
+    /// only effect, but for the sinks' panics, which the caller takes with
+    /// [`take_sink_panics`](Tree::take_sink_panics): the hot path moves no `Effects`.
     pub(crate) fn run_group<S: AsRef<str>>(
         &mut self,
         key: Key,
         members: &[(S, Arc<dyn DynRunnable>)],
         backoff: Option<&Backoff>,
-    ) -> Result<Effects, RunError> {
+    ) -> Result<Starts, RunError> {
         let Some(parent) = self.acting(key) else {
             return Err(self.stale(key));
         };
@@ -506,7 +513,7 @@ impl Tree {
             }
         }
         let Some((first, _)) = members.first() else {
-            return Ok(Effects::default());
+            return Ok(Starts::new());
         };
         if parent.state != NodeState::New || !parent.running {
             return Err(RunError::NotNew {
@@ -547,10 +554,12 @@ impl Tree {
         }
         children.group_ends.push(children.ids.len());
         self.node_mut(key.id).children = Some(children);
-        Ok(self.finish(Effects {
-            starts,
-            ..Effects::default()
-        }))
+        Ok(starts)
+    }
+
+    /// What the metrics sinks' panics left to log, for a caller that took no `Effects`.
+    pub(crate) fn take_sink_panics(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.sink_panics)
     }
 
     /// Reserves `name` below `key` for a sub-logger, returning the sub-logger's DN. Asking
@@ -621,7 +630,9 @@ impl Tree {
         }
     }
 
-    /// Notes that the whole tree is being cancelled now (the caller then cancels the token).
+    /// Notes that the whole tree is being cancelled now (the caller then cancels the token),
+    /// so that a runnable blocking its thread through the grace period is found out when it
+    /// returns (DESIGN §5).
     pub(crate) fn cancelling(&mut self) {
         if self.cancelled_at == 0 {
             self.cancelled_at = self.epoch.now().max(1);
@@ -631,8 +642,9 @@ impl Tree {
     /// How long after its grace period ran out `id` returned, if it did return late: from
     /// the earliest time the tree cancelled it, an ancestor of it, or the whole tree. (A
     /// cancellation the tree did not make — a runnable's own, a builder's token — is timed by
-    /// the task instead, from the first poll that saw it.)
-    fn overrun(&self, id: NodeId) -> Option<Duration> {
+    /// the task instead, from the first poll after it that did not return: a runnable that
+    /// blocks in the very poll that sees such a cancellation is not found out.)
+    fn overrun(&self, id: NodeId, now: u64) -> Option<Duration> {
         let mut cancelled = self.cancelled_at;
         let mut cur = Some(id);
         while let Some(c) = cur {
@@ -646,7 +658,6 @@ impl Tree {
             return None;
         }
         let deadline = cancelled.saturating_add(self.grace);
-        let now = self.epoch.now();
         (now > deadline).then(|| Duration::from_nanos(now - deadline))
     }
 
@@ -658,8 +669,11 @@ impl Tree {
         };
         debug_assert!(node.running, "{} exited twice", node.dn);
         let cancelled = node.token.is_cancelled();
-        let overran = match outcome {
-            Outcome::Returned(_) if cancelled && !node.failed => self.overrun(key.id),
+        // Read once, for the overrun and the new state, and only on the way out: other
+        // exits read it when their state is set.
+        let now = cancelled.then(|| self.epoch.now());
+        let overran = match (&outcome, now) {
+            (Outcome::Returned(_), Some(now)) if !node.failed => self.overrun(key.id, now),
             _ => None,
         };
         // The three return rules of DESIGN §3, in order; a return past the grace period
@@ -686,7 +700,10 @@ impl Tree {
         self.set_running(key.id, false);
         let siblings = match ending {
             Ok(state) => {
-                self.set_state(key.id, state);
+                match now {
+                    Some(now) => self.set_state_at(key.id, state, now),
+                    None => self.set_state(key.id, state),
+                }
                 Vec::new()
             }
             Err(failure) => self.fail(key.id, failure, &mut effects),
@@ -707,7 +724,8 @@ impl Tree {
     /// abort each other forever).
     fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
         self.set_state(id, NodeState::Dead);
-        let now = self.epoch.now().max(1);
+        // When it died is when the tree cancels it and its siblings.
+        let now = self.node(id).since.max(1);
         let node = self.node_mut(id);
         let reason = failure.reason();
         node.last_error = Some(reason.clone());
