@@ -149,8 +149,9 @@ impl Context {
 
     /// A clone of this incarnation's cancellation token, for libraries that take one
     /// (graceful server shutdown, `tokio_util` helpers). Cancelling it from the runnable
-    /// stops this node as if the supervisor had cancelled it: it ends `Canceled` when it
-    /// returns, and is restarted like any cancelled node.
+    /// stops this node and its subtree: it ends `Canceled` when it returns, and is restarted
+    /// after its backoff, like a failed node (DESIGN §14), so that a runnable that cancels
+    /// itself on every start does not restart in a hot loop.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.inner.token.clone()
     }

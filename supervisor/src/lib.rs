@@ -50,10 +50,15 @@
 //!   `Canceled` (returned after its context was cancelled).
 //! - Children start only while their parent is `New`; they are forgotten when it restarts.
 //! - A failed node's whole subtree and its [`Group`] siblings are cancelled; the largest
-//!   subtrees that have fully returned are restarted — failed ones after a backoff,
-//!   cancelled ones at once. This is event driven: nothing polls.
+//!   subtrees that have fully returned are restarted — failed ones (and ones that cancelled
+//!   themselves) after a backoff, ones cancelled by a relative at once. This is event
+//!   driven: nothing polls.
 //! - [`Supervisor::cancel`] stops everything; runnables that ignore it are aborted after
-//!   the shutdown grace period. [`Supervisor::wait`] outlasts every task it spawned.
+//!   the shutdown grace period, and one that returns only after it (having blocked its
+//!   thread) is recorded `Dead`. [`Supervisor::wait`] outlasts every task it spawned.
+//! - No code of yours runs under the supervisor's lock: errors are formatted and dropped,
+//!   and forgotten runnables dropped, outside it, each guarded, so that a panic there fails
+//!   one node, never the tree.
 //! - `tracing` events inside a runnable land in its log at its DN. Under an application
 //!   subscriber with [`logtree::LogTreeLayer`] the runnable runs in a span named
 //!   `runnable` with a `dn` field; [`Context::span`] gives it for spawned tasks.
