@@ -145,10 +145,9 @@ impl<R: Runnable> Future for RunnableTask<R> {
             (now > grace.deadline()).then(|| now - grace.deadline())
         });
         let outcome = match (outcome, dropped) {
-            (Ending::Outcome(outcome @ Outcome::Panicked(_)), _) => outcome,
-            (Ending::Returned(_), Some(message)) | (Ending::Outcome(_), Some(message)) => {
-                Outcome::DropPanicked(message)
-            }
+            // A failure already is one; a return whose drop panicked becomes one.
+            (Ending::Outcome(outcome), _) => outcome,
+            (Ending::Returned(_), Some(message)) => Outcome::DropPanicked(message),
             (Ending::Returned(result), None) => match overran {
                 // Returned, but late: it blocked its thread through the deadline.
                 Some(by) => {
@@ -161,7 +160,6 @@ impl<R: Runnable> Future for RunnableTask<R> {
                     result.map_err(|error| ReturnedError::of(error, this.owner.ctx.is_cancelled())),
                 ),
             },
-            (Ending::Outcome(outcome), None) => outcome,
         };
         shared.exited(incarnation.key(), outcome);
         this.owner.finish();
@@ -176,18 +174,19 @@ enum Ending {
 }
 
 fn panicked(shared: &Shared, payload: Box<dyn std::any::Any + Send>) -> Ending {
-    let message = crate::error::panic_message(&*payload);
-    if shared.propagate_panics {
+    let message = if shared.propagate_panics {
+        let message = crate::error::panic_message(&*payload);
         shared.stash_panic(payload);
+        message
     } else {
         // The payload is the user's: dropping it may panic too, and is guarded.
-        drop(panic_message_dropped(payload));
-    }
+        panic_message_dropped(payload)
+    };
     Ending::Outcome(Outcome::Panicked(message))
 }
 
 /// Drops the runnable's future, returning the message of a panic in its destructor: the
-/// node then fails with it, unless it had already panicked.
+/// node then fails with it, unless it had failed already.
 fn finish_stage<R: Runnable>(mut stage: Pin<&mut Stage<R>>, span: Option<&Span>) -> Option<String> {
     let _entered = span.map(Span::enter);
     catch_unwind(AssertUnwindSafe(|| stage.set(Stage::Finished)))
