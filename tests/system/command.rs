@@ -49,6 +49,12 @@ async fn follow(tree: &LogTree, dn: &str, done: impl Fn(&[LogEntry]) -> bool) ->
     seen
 }
 
+/// The first line the command wrote, once it has.
+async fn first_raw_line(log: &LogTree) -> String {
+    let seen = follow(log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
+    text(seen.iter().find(|e| e.raw().is_some()).unwrap())
+}
+
 fn contains(entries: &[LogEntry], needle: &str) -> bool {
     entries.iter().any(|e| text(e).contains(needle))
 }
@@ -158,10 +164,7 @@ async fn cancellation_kills_the_process() {
         CommandOptions::new(),
     ));
     let log = sup.log_tree();
-    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
-    let pid: u32 = text(seen.iter().find(|e| e.raw().is_some()).unwrap())
-        .parse()
-        .unwrap();
+    let pid: u32 = first_raw_line(&log).await.parse().unwrap();
     assert!(process_exists(pid));
     assert_eq!(state(&sup, "root.cmd"), NodeState::Healthy);
     let probe = sup.clone();
@@ -276,10 +279,7 @@ async fn a_process_ignoring_sigterm_is_killed_before_the_grace_runs_out() {
         ),
     );
     let log = sup.log_tree();
-    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
-    let pid: u32 = text(seen.iter().find(|e| e.raw().is_some()).unwrap())
-        .parse()
-        .unwrap();
+    let pid: u32 = first_raw_line(&log).await.parse().unwrap();
     let probe = sup.clone();
     shut_down(sup).await;
     assert!(!process_exists(pid));
@@ -313,9 +313,7 @@ async fn every_setting_of_the_factorys_command_holds() {
         },
         CommandOptions::new(),
     ));
-    let log = sup.log_tree();
-    let seen = follow(&log, "root.cmd", |e| e.iter().any(|e| e.raw().is_some())).await;
-    let line = text(seen.iter().find(|e| e.raw().is_some()).unwrap());
+    let line = first_raw_line(&sup.log_tree()).await;
     assert_eq!(line, "ONLY=1 HOME=unset NOTIFY=unset DIR=/");
     shut_down(sup).await;
 }

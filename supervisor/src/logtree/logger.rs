@@ -285,13 +285,9 @@ impl RawLogger {
     }
 
     fn finish(&mut self) {
-        let RawLogger {
-            tree,
-            dn,
-            line,
-            stream,
-        } = self;
-        line.finish(|text, original| emit(tree, dn, *stream, text, original));
+        self.line.finish(|text, original| {
+            emit(&self.tree, &self.dn, self.stream, text, original);
+        });
     }
 }
 
@@ -314,14 +310,8 @@ fn emit(
 
 impl io::Write for RawLogger {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let RawLogger {
-            tree,
-            dn,
-            line,
-            stream,
-        } = self;
-        line.push(buf, |text, original| {
-            emit(tree, dn, *stream, text, original)
+        self.line.push(buf, |text, original| {
+            emit(&self.tree, &self.dn, self.stream, text, original);
         });
         Ok(buf.len())
     }
