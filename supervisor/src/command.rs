@@ -333,16 +333,18 @@ async fn run(
             Event::Signal(None) => signals = None,
         }
     };
-    let drain = match status {
+    let (drain, killed) = match status {
         None => {
             let grace = ctx.shutdown_grace();
-            terminate(&mut child, &mut group, grace * 4 / 5).await;
-            DRAIN.min(grace / 10)
+            let killed = terminate(&mut child, &group, grace * 4 / 5).await;
+            (DRAIN.min(grace / 10), killed)
         }
-        Some(_) => DRAIN,
+        Some(_) => (DRAIN, false),
     };
     group.reaped = true;
-    group.kill_leftovers();
+    if !killed {
+        group.kill_leftovers();
+    }
     if output_open {
         let _ = tokio::time::timeout(drain, &mut output).await;
     }
@@ -354,17 +356,18 @@ async fn run(
 }
 
 /// Stops the process on cancellation: `SIGTERM` to its group, and `SIGKILL` if it has not
-/// exited by `kill_after`.
-async fn terminate(child: &mut Child, group: &mut Group, kill_after: Duration) {
+/// exited by `kill_after`. Whether the group got `SIGKILL`.
+async fn terminate(child: &mut Child, group: &Group, kill_after: Duration) -> bool {
     group.signal(RawSignal::TERM, "cancelled");
     if tokio::time::timeout(kill_after, child.wait()).await.is_ok() {
-        return;
+        return false;
     }
     group.signal(
         RawSignal::KILL,
         &format!("still running {kill_after:?} after SIGTERM"),
     );
     let _ = child.wait().await;
+    true
 }
 
 /// The process group the command leads. Dropped before its leader has been reaped (the

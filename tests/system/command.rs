@@ -294,6 +294,11 @@ async fn a_process_ignoring_sigterm_is_killed_before_the_grace_runs_out() {
     let kill = format!("still running 400ms after SIGTERM: sent SIGKILL to process group {pid}");
     assert!(said.contains(&term), "{said:?}");
     assert!(said.contains(&kill), "{said:?}");
+    assert_eq!(
+        said.iter().filter(|t| t.contains("SIGKILL")).count(),
+        1,
+        "killed once: {said:?}"
+    );
     // It returned before the grace ran out: cancelled, not aborted.
     assert_eq!(state(&probe, "root.cmd"), NodeState::Canceled);
 }
