@@ -74,10 +74,10 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `macros` | on | [`runnable`] and [`supervision_tree!`], from `supervisor-macros` |
+//! | `macros` | on | [`runnable`](macro@runnable) and [`supervision_tree!`], from `supervisor-macros` |
 //! | `process` | on | [`run_command`] and [`run_program`]: child processes as runnables (Unix; `rustix` for signals) |
 //! | `prometheus` | on | [`PrometheusMetrics`]: node states exported into a `prometheus::Registry` |
-//! | `signal` | on | [`shutdown_signal`]: SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
+//! | `signal` | on | [`shutdown_signal`](fn@shutdown_signal): SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
 //! | `testing` | off | `supervisor::testing` and `#[supervisor::test]` (with `macros`): the test harness, paused time. It turns on tokio's `test-util`, so enable it under `[dev-dependencies]` only |
 //!
 //! With no features the crate is the runtime alone: runnables, contexts, restarts, the log

@@ -1,0 +1,89 @@
+//! What a change to the tree asks of the world outside its lock, and what the world tells it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeState;
+use crate::activity::Busy;
+use crate::error::ReturnedError;
+use crate::runnable::DynRunnable;
+use smallvec::SmallVec;
+
+use super::Key;
+
+/// A task to spawn for a node incarnation that has just been (re)started. Its first wake is
+/// already counted as work, so the supervisor cannot look settled before it runs.
+pub(crate) struct Start {
+    pub(crate) key: Key,
+    pub(crate) dn: Arc<str>,
+    pub(crate) token: CancellationToken,
+    pub(crate) runnable: Arc<dyn DynRunnable>,
+}
+
+/// A restart waiting for its backoff delay; dropped if `parent` is cancelled first.
+pub(crate) struct Timer {
+    pub(crate) key: Key,
+    pub(crate) delay: Duration,
+    pub(crate) parent: CancellationToken,
+    pub(crate) busy: Busy,
+}
+
+/// Something the supervisor logs about a node.
+#[derive(Debug)]
+pub(crate) enum Note {
+    /// `reason` is the failure as text, made once (it is also the node's last error).
+    Failed {
+        dn: Arc<str>,
+        reason: Arc<str>,
+    },
+    Restarting {
+        dn: Arc<str>,
+        delay: Duration,
+    },
+    RestartDropped {
+        dn: Arc<str>,
+    },
+    /// A metrics sink panicked when told of a state change.
+    SinkPanicked {
+        dn: Arc<str>,
+        state: NodeState,
+        message: String,
+    },
+}
+
+/// The tasks of a new group: as many as its members, most often one or two.
+pub(crate) type Starts = SmallVec<[Start; 2]>;
+
+/// What must happen, outside the lock, after a change to the tree. One event usually
+/// brings a note or two and a start, which stay inline; timers are rarer.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Effects {
+    pub(crate) starts: SmallVec<[Start; 1]>,
+    pub(crate) timers: Vec<Timer>,
+    pub(crate) notes: SmallVec<[Note; 2]>,
+    /// The runnables of forgotten nodes, by DN, to be dropped outside the lock: a runnable's
+    /// captured state is user code, and its `Drop` may panic.
+    pub(crate) forgotten: Vec<(Arc<str>, Arc<dyn DynRunnable>)>,
+}
+
+/// How a node's task ended, with nothing of the user's left in it: see [`ReturnedError`].
+pub(crate) enum Outcome {
+    Returned(Result<(), ReturnedError>),
+    Panicked(String),
+    Aborted(Duration),
+    Overran(Duration),
+    DropPanicked(String),
+}
+
+/// What became of a signal.
+pub(crate) enum Signalled {
+    Accepted,
+    /// Effects to apply: the signal was illegal (the node is now `Dead`), or a metrics sink
+    /// panicked when told of it. (Boxed: rare, and large.)
+    WithEffects(Box<Effects>),
+    /// The context's incarnation has ended; nothing changed.
+    Stale,
+}

@@ -1,0 +1,337 @@
+//! Nodes, their children, and the index of children by name.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::NodeState;
+use crate::backoff::{Backoff, BackoffState};
+use crate::error::{NameUse, RunError, panic_message_dropped};
+use crate::hash::{FastSet, hash_name};
+use crate::metrics::Metrics;
+use crate::name::is_valid_name;
+use crate::runnable::DynRunnable;
+use hashbrown::HashTable;
+use smallvec::SmallVec;
+
+use super::{Effects, Key, NodeId, Note, Start, Tree};
+
+/// One node. A large tree has one per runnable, so it is kept small: what only parents
+/// need is boxed apart ([`Children`]), and the backoff policy is shared by the group.
+pub(super) struct Node {
+    pub(super) dn: Arc<str>,
+    pub(super) runnable: Arc<dyn DynRunnable>,
+    /// When the node entered its state: nanoseconds since the tree's `epoch`.
+    pub(super) since: u64,
+    /// Why it last failed.
+    pub(super) last_error: Option<Arc<str>>,
+    pub(super) incarnation: u64,
+    pub(super) token: CancellationToken,
+    pub(super) children: Option<Box<Children>>,
+    pub(super) backoff: BackoffState,
+    pub(super) parent: Option<NodeId>,
+    /// Index of this node's group among its parent's groups.
+    pub(super) group: usize,
+    pub(super) running_below: usize,
+    /// How often the node has been started again.
+    pub(super) restarts: u32,
+    /// The hash of the node's name, for its parent's index, which rehashes without
+    /// reading every child's DN.
+    pub(super) name_hash: u32,
+    pub(super) state: NodeState,
+    /// Failed by an illegal signal while still running: ends `Dead` whatever it returns.
+    pub(super) failed: bool,
+    /// When the tree cancelled this incarnation (its own failure or a group sibling's), on
+    /// the tree's clock; 0 if it did not. A node whose parent is live and that was cancelled
+    /// otherwise cancelled itself, and is restarted after its backoff, like a failed one
+    /// (DESIGN §14). The time tells a runnable that returned late, having blocked its
+    /// thread through its grace period.
+    pub(super) cancelled_at: u64,
+    pub(super) running: bool,
+    pub(super) restart_pending: bool,
+}
+
+/// What a node that has started children or made sub-loggers holds of them: every name
+/// taken below this incarnation.
+#[derive(Default)]
+pub(super) struct Children {
+    /// Every child, group by group, in start order.
+    pub(super) ids: SmallVec<[NodeId; 2]>,
+    /// Where each group ends in `ids`.
+    pub(super) group_ends: SmallVec<[usize; 1]>,
+    /// The children by name, once there are more than [`INDEXED_FROM`]: their slots, hashed
+    /// by the name hash their nodes keep (so each name is stored once, in the child's DN).
+    /// Fewer are found by going through `ids`, which costs less than keeping a table.
+    pub(super) by_name: HashTable<NodeId>,
+    /// Names taken by sub-loggers.
+    pub(super) sub_loggers: FastSet<Box<str>>,
+}
+
+impl Children {
+    pub(super) fn group(&self, group: usize) -> &[NodeId] {
+        let start = group.checked_sub(1).map_or(0, |g| self.group_ends[g]);
+        &self.ids[start..self.group_ends[group]]
+    }
+}
+
+/// How many children a node may have before they are indexed by name.
+pub(super) const INDEXED_FROM: usize = 8;
+
+/// Groups larger than this are checked for repeated names with a set rather than by
+/// comparing every pair.
+pub(super) const PAIRWISE_UP_TO: usize = 16;
+
+/// A child's name: the last label of its DN.
+pub(super) fn name_of(dn: &str) -> &str {
+    dn.rsplit_once('.').map_or(dn, |(_, name)| name)
+}
+
+/// A name's hash as its node keeps it: half of [`hash_name`]'s, which mixes every bit.
+pub(super) fn name_hash(name: &str) -> u32 {
+    hash_name(name) as u32
+}
+
+/// A kept name hash as the children's index uses it: the table picks a bucket by the low
+/// bits and a tag by the top ones, so both halves carry it.
+pub(super) fn index_hash(hash: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(hash)
+}
+
+/// The tree's clock. Nodes keep when they entered their state as nanoseconds since the
+/// tree was made: half the size of an `Instant`, and good for 584 years.
+#[derive(Clone, Copy)]
+pub(super) struct Epoch(pub(super) Instant);
+
+impl Epoch {
+    pub(super) fn now(self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+pub(super) fn name_taken(parent: &Node, name: &str, by: NameUse, wanted: NameUse) -> RunError {
+    RunError::NameTaken {
+        parent: parent.dn.to_string(),
+        name: name.to_owned(),
+        by,
+        wanted,
+    }
+}
+
+impl Tree {
+    pub(super) fn node(&self, id: NodeId) -> &Node {
+        match &self.slots[id] {
+            Some(node) => node,
+            None => unreachable!("node {id} is referenced but its slot is empty"),
+        }
+    }
+
+    pub(super) fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        match &mut self.slots[id] {
+            Some(node) => node,
+            None => unreachable!("node {id} is referenced but its slot is empty"),
+        }
+    }
+
+    /// What uses `name` below `parent`, if anything.
+    pub(super) fn name_use(&self, parent: &Node, name: &str) -> Option<NameUse> {
+        let children = parent.children.as_deref()?;
+        if children.sub_loggers.contains(name) {
+            return Some(NameUse::SubLogger);
+        }
+        self.child_named(children, name).map(|_| NameUse::Child)
+    }
+
+    pub(super) fn child_named(&self, children: &Children, name: &str) -> Option<NodeId> {
+        let hash = name_hash(name);
+        let named = |&id: &NodeId| {
+            let child = self.node(id);
+            child.name_hash == hash && name_of(&child.dn) == name
+        };
+        if children.ids.len() <= INDEXED_FROM {
+            children.ids.iter().copied().find(named)
+        } else {
+            children.by_name.find(index_hash(hash), named).copied()
+        }
+    }
+
+    /// Adds `id` (whose node keeps its name hash) to `children`, indexing them all by name
+    /// when there come to be more than [`INDEXED_FROM`].
+    pub(super) fn add_child(&self, children: &mut Children, id: NodeId) {
+        children.ids.push(id);
+        let rehash = |&id: &NodeId| index_hash(self.node(id).name_hash);
+        let new = match children.ids.len() {
+            n if n <= INDEXED_FROM => return,
+            n if n == INDEXED_FROM + 1 => &children.ids[..],
+            n => &children.ids[n - 1..],
+        };
+        for &child in new {
+            let hash = index_hash(self.node(child).name_hash);
+            children.by_name.insert_unique(hash, child, rehash);
+        }
+    }
+
+    /// Whether `name` may be used below `parent` for `wanted`: it follows the rule, and no
+    /// child or sub-logger has it — except that a sub-logger may be asked for again.
+    pub(super) fn check_name(
+        &self,
+        parent: &Node,
+        name: &str,
+        wanted: NameUse,
+    ) -> Result<(), RunError> {
+        if !is_valid_name(name) {
+            return Err(RunError::InvalidName {
+                parent: parent.dn.to_string(),
+                name: name.to_owned(),
+                wanted,
+            });
+        }
+        match (self.name_use(parent, name), wanted) {
+            (None, _) | (Some(NameUse::SubLogger), NameUse::SubLogger) => Ok(()),
+            (Some(by), _) => Err(name_taken(parent, name, by, wanted)),
+        }
+    }
+
+    /// The node of `key`, if that incarnation is still the current one.
+    pub(super) fn current(&self, key: Key) -> Option<&Node> {
+        self.slots
+            .get(key.id)?
+            .as_ref()
+            .filter(|n| n.incarnation == key.incarnation)
+    }
+
+    /// The node of `key` if that incarnation may still act on the tree: it is the current
+    /// one and its restart has not been decided. A node waiting out its backoff has had its
+    /// names forgotten already, and what its old context reserved would outlive it into the
+    /// next incarnation.
+    pub(super) fn acting(&self, key: Key) -> Option<&Node> {
+        self.current(key).filter(|n| !n.restart_pending)
+    }
+
+    pub(super) fn set_state(&mut self, id: NodeId, state: NodeState) {
+        let now = self.epoch.now();
+        self.set_state_at(id, state, now);
+    }
+
+    /// [`set_state`](Tree::set_state) with the time already read.
+    pub(super) fn set_state_at(&mut self, id: NodeId, state: NodeState, now: u64) {
+        let node = self.node_mut(id);
+        if node.state == state {
+            return;
+        }
+        node.state = state;
+        node.since = now;
+        self.notify(id, state);
+    }
+
+    /// Tells every metrics sink. A sink is user code: if it panics, the panic is kept to be
+    /// logged after the lock is released, and the tree carries on, consistent, rather than
+    /// unwinding out from under the lock.
+    pub(super) fn notify(&mut self, id: NodeId, state: NodeState) {
+        let Some(node) = self.slots[id].as_ref() else {
+            unreachable!("node {id} is referenced but its slot is empty")
+        };
+        for m in &self.metrics {
+            let told = catch_unwind(AssertUnwindSafe(|| m.notify_node_state(&node.dn, state)));
+            if let Err(payload) = told {
+                self.sink_panics.push(Note::SinkPanicked {
+                    dn: node.dn.clone(),
+                    state,
+                    message: panic_message_dropped(payload),
+                });
+            }
+        }
+    }
+
+    /// Hands out, with `effects`, what must be logged of the sinks' panics.
+    pub(super) fn finish(&mut self, mut effects: Effects) -> Effects {
+        if !self.sink_panics.is_empty() {
+            effects.notes.extend(self.sink_panics.drain(..));
+        }
+        effects
+    }
+
+    pub(super) fn insert(
+        &mut self,
+        dn: Arc<str>,
+        parent: Option<NodeId>,
+        group: usize,
+        token: CancellationToken,
+        runnable: Arc<dyn DynRunnable>,
+        backoff: Arc<Backoff>,
+    ) -> NodeId {
+        let node = Node {
+            dn,
+            runnable,
+            since: self.epoch.now(),
+            last_error: None,
+            incarnation: 0,
+            token,
+            children: None,
+            backoff: BackoffState::new(backoff),
+            parent,
+            group,
+            running_below: 0,
+            restarts: 0,
+            name_hash: 0,
+            state: NodeState::New,
+            failed: false,
+            cancelled_at: 0,
+            running: false,
+            restart_pending: false,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id] = Some(node);
+                id
+            }
+            None => {
+                self.slots.push(Some(node));
+                self.slots.len() - 1
+            }
+        };
+        self.notify(id, NodeState::New);
+        id
+    }
+
+    /// Marks whether `id`'s task is alive, keeping `running_below` of it and its ancestors.
+    pub(super) fn set_running(&mut self, id: NodeId, running: bool) {
+        self.node_mut(id).running = running;
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let n = self.node_mut(c);
+            if running {
+                n.running_below += 1;
+            } else {
+                n.running_below -= 1;
+            }
+            cur = n.parent;
+        }
+    }
+
+    /// Gives `id` a new incarnation, marks it running and describes the task to spawn.
+    pub(super) fn launch(&mut self, id: NodeId) -> Start {
+        self.next_incarnation += 1;
+        let incarnation = self.next_incarnation;
+        self.set_running(id, true);
+        self.activity.enter();
+        let node = self.node_mut(id);
+        node.incarnation = incarnation;
+        Start {
+            key: Key { id, incarnation },
+            dn: node.dn.clone(),
+            token: node.token.clone(),
+            runnable: node.runnable.clone(),
+        }
+    }
+
+    pub(super) fn stale(&self, key: Key) -> RunError {
+        let dn = self
+            .slots
+            .get(key.id)
+            .and_then(Option::as_ref)
+            .map_or_else(|| "(forgotten node)".to_owned(), |n| n.dn.to_string());
+        RunError::Stale { dn }
+    }
+}
