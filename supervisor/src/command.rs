@@ -298,7 +298,7 @@ async fn run(
     let Some(pid) = child.id().and_then(|id| Pid::from_raw(id.cast_signed())) else {
         return Err(format!("`{program}` exited as it started").into());
     };
-    let mut group = Group {
+    let mut group = ProcessGroup {
         pgid: pid,
         log: log.clone(),
         reaped: false,
@@ -357,7 +357,7 @@ async fn run(
 
 /// Stops the process on cancellation: `SIGTERM` to its group, and `SIGKILL` if it has not
 /// exited by `kill_after`. Whether the group got `SIGKILL`.
-async fn terminate(child: &mut Child, group: &Group, kill_after: Duration) -> bool {
+async fn terminate(child: &mut Child, group: &ProcessGroup, kill_after: Duration) -> bool {
     group.signal(RawSignal::TERM, "cancelled");
     if tokio::time::timeout(kill_after, child.wait()).await.is_ok() {
         return false;
@@ -372,14 +372,14 @@ async fn terminate(child: &mut Child, group: &Group, kill_after: Duration) -> bo
 
 /// The process group the command leads. Dropped before its leader has been reaped (the
 /// runnable was aborted), it kills the whole group.
-struct Group {
+struct ProcessGroup {
     pgid: Pid,
     log: Logger,
     /// The leader has exited and been waited for.
     reaped: bool,
 }
 
-impl Group {
+impl ProcessGroup {
     fn signal(&self, signal: RawSignal, why: &str) {
         let pgid = self.pgid.as_raw_pid();
         let signal_name = ProcessSignal(signal.as_raw());
@@ -405,7 +405,7 @@ impl Group {
     }
 }
 
-impl Drop for Group {
+impl Drop for ProcessGroup {
     fn drop(&mut self) {
         if !self.reaped {
             self.signal(RawSignal::KILL, "aborted");

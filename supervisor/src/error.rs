@@ -355,8 +355,7 @@ impl ReturnedError {
                 ))),
             ),
         };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(error))) {
-            let dropped = panic_message_dropped(payload);
+        if let Some(dropped) = drop_guarded(error) {
             let before = reason
                 .as_deref()
                 .unwrap_or("returned the cancellation error");
@@ -382,6 +381,13 @@ fn error_text(error: &(dyn StdError + 'static)) -> Arc<str> {
         source = s.source();
     }
     text.into()
+}
+
+/// Drops `value`, which is the user's, catching a panic of its `Drop`: that panic's message.
+pub(crate) fn drop_guarded<T>(value: T) -> Option<String> {
+    catch_unwind(AssertUnwindSafe(move || drop(value)))
+        .err()
+        .map(panic_message_dropped)
 }
 
 /// The message of a caught panic, whose payload is then dropped: a payload is user data, and

@@ -29,7 +29,6 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -39,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::Activity;
-use crate::error::panic_message_dropped;
+use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
 use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
@@ -163,8 +162,7 @@ impl Shared {
     /// `Drop` may panic: that is logged at the node's DN and at `supervisor`, and nothing
     /// else of the tree is touched (the node is gone; its parent is starting anew).
     fn drop_forgotten(&self, dn: &Arc<str>, runnable: Arc<dyn crate::runnable::DynRunnable>) {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(runnable))) {
-            let message = panic_message_dropped(payload);
+        if let Some(message) = drop_guarded(runnable) {
             let text =
                 format!("the runnable of forgotten node {dn} panicked when dropped: {message}");
             let now = SystemTime::now();

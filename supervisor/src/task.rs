@@ -19,7 +19,7 @@ use tracing::Span;
 
 use crate::Context;
 use crate::context::Incarnation;
-use crate::error::{ReturnedError, panic_message_dropped};
+use crate::error::{ReturnedError, drop_guarded, panic_message_dropped};
 use crate::logtree::Routing;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
@@ -151,9 +151,8 @@ impl<R: Runnable> Future for RunnableTask<R> {
             (Ending::Returned(result), None) => match overran {
                 // Returned, but late: it blocked its thread through the deadline.
                 Some(by) => {
-                    if let Err(error) = result {
-                        drop(ReturnedError::of(error, true));
-                    }
+                    // What it returned no longer matters, but it is the user's to drop.
+                    let _ = result.map_err(drop_guarded);
                     Outcome::Overran(by)
                 }
                 None => Outcome::Returned(

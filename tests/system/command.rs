@@ -8,7 +8,7 @@ use supervisor::logtree::{LogEntry, LogTree, RawStream, ReadOptions, Severity, S
 use supervisor::{CommandOptions, NodeState, ProcessSignal, Runnable, Supervisor, run_command};
 use tokio::process::Command;
 
-use crate::support::{shut_down, state, tree};
+use crate::support::{shut_down, state, texts, tree};
 
 /// A factory of `sh -c script`.
 fn sh(script: &str) -> impl Fn() -> Command + Send + Sync + 'static {
@@ -220,16 +220,30 @@ fn process_exists(pid: u32) -> bool {
     }
 }
 
-/// Waits for a process that is not ours (so cannot be waited for) to be gone after a kill,
-/// which the kernel carries out asynchronously: a bounded wait for an outside event.
-async fn gone(pid: u32) -> bool {
-    for _ in 0..500 {
-        if !process_exists(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
+/// A process that is not ours, so cannot be waited for, watched through a pidfd: it becomes
+/// readable when the process has exited. Opened while the process runs; `None` if it is gone
+/// already.
+fn watch(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid.cast_signed())?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+}
+
+/// Whether the watched process exits within a few seconds: the kernel carries out a kill
+/// asynchronously, so its end is an event to wait for (`poll(2)` on the pidfd, off the
+/// runtime), bounded only against a failure.
+async fn gone(watched: Option<std::os::fd::OwnedFd>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let Some(fd) = watched else { return true };
+    tokio::task::spawn_blocking(move || {
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let limit = Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&limit)).is_ok_and(|ready| ready == 1)
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,18 +263,13 @@ async fn a_wrappers_children_do_not_outlive_the_supervisor() {
         .map(|e| text(e).parse().unwrap())
         .collect();
     assert!(pids.iter().all(|&p| process_exists(p)));
+    let watched: Vec<_> = pids.iter().map(|&p| (p, watch(p))).collect();
     let probe = sup.clone();
     shut_down(sup).await;
-    for pid in pids {
-        assert!(gone(pid).await, "pid {pid} outlived wait()");
+    for (pid, watched) in watched {
+        assert!(gone(watched).await, "pid {pid} outlived wait()");
     }
-    let said: Vec<String> = log
-        .read("root.cmd", ReadOptions::new().backlog_all())
-        .unwrap()
-        .backlog
-        .iter()
-        .map(text)
-        .collect();
+    let said = texts(&log, "root.cmd");
     assert!(
         said.iter()
             .any(|t| t.starts_with("cancelled: sent SIGTERM to process group ")),
@@ -283,13 +292,7 @@ async fn a_process_ignoring_sigterm_is_killed_before_the_grace_runs_out() {
     let probe = sup.clone();
     shut_down(sup).await;
     assert!(!process_exists(pid));
-    let said: Vec<String> = log
-        .read("root.cmd", ReadOptions::new().backlog_all().only_leveled())
-        .unwrap()
-        .backlog
-        .iter()
-        .map(text)
-        .collect();
+    let said = texts(&log, "root.cmd");
     let term = format!("cancelled: sent SIGTERM to process group {pid}");
     let kill = format!("still running 400ms after SIGTERM: sent SIGKILL to process group {pid}");
     assert!(said.contains(&term), "{said:?}");

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use supervisor::logtree::{LogTree, ReadOptions};
 use supervisor::{Cancelled, Context, Ended, NodeState, RunError, Signal, Supervisor};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::support::{Cmd, Recorder, Remote, serve, shut_down, state, tree};
+use crate::support::{Cmd, Recorder, Remote, serve, shut_down, state, texts, tree};
 
 /// An error whose `Display` panics.
 #[derive(Debug)]
@@ -68,16 +67,6 @@ impl Drop for PanicsOnDrop {
     }
 }
 
-fn messages_at(log_tree: &LogTree, dn: &str) -> Vec<String> {
-    log_tree
-        .read(dn, ReadOptions::new().backlog_all())
-        .unwrap()
-        .backlog
-        .iter()
-        .map(|e| e.message().to_owned())
-        .collect()
-}
-
 /// A runnable that fails with the error `make` returns on its first start, then serves.
 fn fails_once_with(
     starts: Arc<AtomicUsize>,
@@ -115,7 +104,7 @@ async fn fails_and_recovers(make: fn() -> supervisor::Error, reason: &str) {
             NodeState::Healthy
         ]
     );
-    let logged = messages_at(&sup.log_tree(), "root.x");
+    let logged = texts(&sup.log_tree(), "root.x");
     assert!(
         logged.iter().any(|m| m.contains(reason)),
         "{reason:?} not logged at root.x: {logged:?}"
@@ -172,7 +161,7 @@ async fn a_cancellation_error_whose_drop_panics_still_lets_the_tree_end() {
     assert!(handle.live_runnables().is_empty());
     // The drop's panic is a failure of that node, said in its reason.
     assert_eq!(state(&handle, "root.x"), NodeState::Dead);
-    let logged = messages_at(&handle.log_tree(), "root.x");
+    let logged = texts(&handle.log_tree(), "root.x");
     assert!(
         logged.iter().any(
             |m| m.contains("returned the cancellation error; then dropping the error panicked")
@@ -221,7 +210,7 @@ async fn a_forgotten_runnable_whose_drop_panics_does_not_stop_the_restart() {
     assert_eq!(starts.load(Ordering::SeqCst), 2, "the parent came back");
     assert_eq!(state(&sup, "root.parent"), NodeState::Healthy);
     assert_eq!(state(&sup, "root.parent.child"), NodeState::Healthy);
-    let logged = messages_at(&sup.log_tree(), "supervisor");
+    let logged = texts(&sup.log_tree(), "supervisor");
     assert!(
         logged.iter().any(|m| m.contains(
             "the runnable of forgotten node root.parent.child panicked when dropped: \
@@ -276,6 +265,7 @@ async fn a_runnable_blocking_past_its_grace_is_recorded_dead_and_logged() {
             ctx.run("blocker", |ctx: Context| async move {
                 ctx.signal(Signal::Healthy);
                 ctx.cancelled().await;
+                // The misbehaviour under test: it blocks its thread, past its grace.
                 std::thread::sleep(Duration::from_millis(300));
                 Ok(())
             })
@@ -285,14 +275,14 @@ async fn a_runnable_blocking_past_its_grace_is_recorded_dead_and_logged() {
     sup.cancel();
     assert_eq!(sup.wait().await, Ended::Cancelled);
     assert_eq!(state(&handle, "root.blocker"), NodeState::Dead);
-    let logged = messages_at(&handle.log_tree(), "root.blocker");
+    let logged = texts(&handle.log_tree(), "root.blocker");
     assert!(
         logged
             .iter()
             .any(|m| m.contains("overran its shutdown grace period by")),
         "{logged:?}"
     );
-    let at_supervisor = messages_at(&handle.log_tree(), "supervisor");
+    let at_supervisor = texts(&handle.log_tree(), "supervisor");
     assert!(
         at_supervisor
             .iter()
@@ -324,7 +314,7 @@ async fn a_self_cancelling_runnable_waits_out_its_backoff() {
         let gap = pair[1] - pair[0];
         assert!(gap >= Duration::from_millis(250), "restarted after {gap:?}");
     }
-    let logged = messages_at(&sup.log_tree(), "supervisor");
+    let logged = texts(&sup.log_tree(), "supervisor");
     assert!(
         logged
             .iter()
@@ -413,7 +403,7 @@ async fn a_runnable_blocked_when_cancelled_and_returning_late_is_recorded_dead()
     sup.cancel();
     assert_eq!(sup.wait().await, Ended::Cancelled);
     assert_eq!(state(&handle, "root.blocker"), NodeState::Dead);
-    let logged = messages_at(&handle.log_tree(), "root.blocker");
+    let logged = texts(&handle.log_tree(), "root.blocker");
     assert!(
         logged
             .iter()

@@ -7,19 +7,12 @@ use supervisor::logtree::{LogEntry, LogTree, ReadOptions, Severity};
 use supervisor::{Context, NameUse, RunError, Signal, Supervisor};
 use tracing::Instrument;
 
-use crate::support::{Cmd, Remote, capture, serve, shut_down, tree};
+use crate::support::{Cmd, Remote, capture, serve, shut_down, texts, tree};
 
 fn entries(tree: &LogTree, dn: &str) -> Vec<LogEntry> {
     tree.read(dn, ReadOptions::new().backlog_all())
         .unwrap()
         .backlog
-}
-
-fn texts(tree: &LogTree, dn: &str) -> Vec<String> {
-    entries(tree, dn)
-        .iter()
-        .map(|e| e.message().to_owned())
-        .collect()
 }
 
 async fn nested(depth: u32) {

@@ -227,15 +227,8 @@ async fn tracing_instrument_on_a_runnable_instruments_its_body() {
     );
     assert_eq!(working.dn.as_deref(), Some("root.worker"));
     assert_eq!(
-        sup.log_tree()
-            .read(
-                "root.worker",
-                supervisor::logtree::ReadOptions::new().backlog_all()
-            )
-            .unwrap()
-            .backlog[0]
-            .message(),
-        "working"
+        crate::support::texts(&sup.log_tree(), "root.worker"),
+        ["working"]
     );
     shut_down(sup).await;
 }

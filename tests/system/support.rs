@@ -185,6 +185,16 @@ pub fn tree(
     }
 }
 
+/// The messages retained at exactly `dn`, oldest first.
+pub fn texts(tree: &supervisor::logtree::LogTree, dn: &str) -> Vec<String> {
+    tree.read(dn, supervisor::logtree::ReadOptions::new().backlog_all())
+        .unwrap()
+        .backlog
+        .iter()
+        .map(|e| e.message().to_owned())
+        .collect()
+}
+
 /// A metrics sink that keeps every transition and lets a test wait for one.
 #[derive(Clone, Default)]
 pub struct Recorder {

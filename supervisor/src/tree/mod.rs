@@ -272,17 +272,18 @@ impl Tree {
         // Read once, for the overrun and the new state, and only on the way out: other
         // exits read it when their state is set.
         let now = cancelled.then(|| self.epoch.now());
-        let overran = match (&outcome, now) {
-            (Outcome::Returned(_), Some(now)) if !node.failed => self.overrun(key.id, now),
-            _ => None,
+        // A return past the grace period of a cancellation the tree made is an overrun,
+        // whatever was returned (DESIGN §5).
+        let outcome = match (outcome, now) {
+            (Outcome::Returned(returned), Some(now)) => match self.overrun(key.id, now) {
+                Some(by) => Outcome::Overran(by),
+                None => Outcome::Returned(returned),
+            },
+            (outcome, _) => outcome,
         };
-        // The three return rules of DESIGN §3, in order; a return past the grace period
-        // is a failure whatever was returned (DESIGN §5).
+        // The three return rules of DESIGN §3, in order.
         let ending = match outcome {
             _ if node.failed => Ok(NodeState::Dead),
-            Outcome::Returned(_) if overran.is_some() => {
-                Err(Failure::Overran(overran.unwrap_or_default()))
-            }
             Outcome::Returned(Ok(())) if node.state == NodeState::Done => Ok(NodeState::Done),
             Outcome::Returned(Ok(())) if cancelled => Ok(NodeState::Canceled),
             Outcome::Returned(Err(e)) if cancelled && e.cancellation => Ok(NodeState::Canceled),

@@ -66,25 +66,19 @@ impl Tree {
         let Some(children) = self.node(parent).children.as_deref() else {
             unreachable!("{} is missing from its parent's children", node.dn)
         };
-        let siblings: Vec<Key> = children
-            .group(node.group)
-            .iter()
-            .filter(|&&s| s != id)
-            .copied()
-            .collect::<SmallVec<[NodeId; 4]>>()
-            .into_iter()
-            .map(|s| {
-                let sibling = self.node_mut(s);
-                if !sibling.token.is_cancelled() {
-                    sibling.cancelled_at = now;
-                    sibling.token.cancel();
-                }
-                Key {
-                    id: s,
-                    incarnation: sibling.incarnation,
-                }
-            })
-            .collect();
+        let group: SmallVec<[NodeId; 4]> = children.group(node.group).iter().copied().collect();
+        let mut siblings = Vec::with_capacity(group.len());
+        for s in group.into_iter().filter(|&s| s != id) {
+            let sibling = self.node_mut(s);
+            if !sibling.token.is_cancelled() {
+                sibling.cancelled_at = now;
+                sibling.token.cancel();
+            }
+            siblings.push(Key {
+                id: s,
+                incarnation: sibling.incarnation,
+            });
+        }
         siblings
     }
 
