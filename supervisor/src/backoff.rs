@@ -1,7 +1,6 @@
 //! How long a failed node waits before it is started again.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ConfigError;
@@ -136,35 +135,33 @@ impl Backoff {
 }
 
 /// One node's progress along its [`Backoff`]: the un-jittered delay of its next restart.
+/// The policy itself is the node's (shared by its group), passed in.
 #[derive(Clone, Debug)]
 pub(crate) struct BackoffState {
-    /// Shared by the nodes of a group (or of the whole tree, for the default).
-    policy: Arc<Backoff>,
     next: Duration,
 }
 
 impl BackoffState {
-    pub(crate) fn new(policy: Arc<Backoff>) -> Self {
-        let next = policy.capped(policy.initial);
-        BackoffState { policy, next }
+    pub(crate) fn new(policy: &Backoff) -> Self {
+        BackoffState {
+            next: policy.capped(policy.initial),
+        }
     }
 
-    pub(crate) fn reset(&mut self) {
-        self.next = self.policy.capped(self.policy.initial);
+    pub(crate) fn reset(&mut self, policy: &Backoff) {
+        self.next = policy.capped(policy.initial);
     }
 
     /// The delay to wait before this restart; advances to the next one.
-    pub(crate) fn next_delay(&mut self, rng: &mut Rng) -> Duration {
+    pub(crate) fn next_delay(&mut self, policy: &Backoff, rng: &mut Rng) -> Duration {
         let base = self.next;
         if base.is_zero() {
             // No backoff: zero scaled and spread is zero, now and for every later restart.
             return Duration::ZERO;
         }
-        self.next = self
-            .policy
-            .capped(scale(base, self.policy.multiplier).max(base));
-        let spread = self.policy.randomization * (2.0 * rng.unit() - 1.0);
-        self.policy.capped(scale(base, 1.0 + spread))
+        self.next = policy.capped(scale(base, policy.multiplier).max(base));
+        let spread = policy.randomization * (2.0 * rng.unit() - 1.0);
+        policy.capped(scale(base, 1.0 + spread))
     }
 }
 
@@ -205,18 +202,19 @@ mod tests {
     #[test]
     fn grows_within_jitter_and_caps() {
         let mut rng = Rng::from_entropy();
-        let mut state = BackoffState::new(Arc::new(Backoff::default()));
+        let policy = Backoff::default();
+        let mut state = BackoffState::new(&policy);
         let mut base = 0.5;
         for _ in 0..30 {
-            let d = state.next_delay(&mut rng).as_secs_f64();
+            let d = state.next_delay(&policy, &mut rng).as_secs_f64();
             assert!(
                 d >= base * 0.5 - 1e-9 && d <= (base * 1.5).min(60.0) + 1e-9,
                 "{d} vs {base}"
             );
             base = (base * 1.5).min(60.0);
         }
-        state.reset();
-        let d = state.next_delay(&mut rng).as_secs_f64();
+        state.reset(&policy);
+        let d = state.next_delay(&policy, &mut rng).as_secs_f64();
         assert!((0.25..=0.75).contains(&d), "after reset: {d}");
     }
 
@@ -228,17 +226,18 @@ mod tests {
             .max(Duration::MAX)
             .multiplier(1e300)
             .unwrap();
-        let mut state = BackoffState::new(Arc::new(policy));
+        let mut state = BackoffState::new(&policy);
         for _ in 0..3 {
-            assert!(state.next_delay(&mut rng) > Duration::from_secs(1));
+            assert!(state.next_delay(&policy, &mut rng) > Duration::from_secs(1));
         }
     }
 
     #[test]
     fn none_is_zero_and_rejects_bad_floats() {
         let mut rng = Rng::from_entropy();
-        let mut state = BackoffState::new(Arc::new(Backoff::none()));
-        assert_eq!(state.next_delay(&mut rng), Duration::ZERO);
+        let none = Backoff::none();
+        let mut state = BackoffState::new(&none);
+        assert_eq!(state.next_delay(&none, &mut rng), Duration::ZERO);
         assert!(Backoff::default().multiplier(0.5).is_err());
         assert!(Backoff::default().multiplier(f64::NAN).is_err());
         assert!(Backoff::default().randomization(-0.1).is_err());

@@ -1,8 +1,10 @@
 //! What a runnable gets: its place in the tree, its cancellation, and its way to act on it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Wake;
+use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::Span;
@@ -11,11 +13,12 @@ use crate::Signal;
 use crate::activity::{Activity, TaskWake};
 use crate::backoff::Backoff;
 use crate::error::RunError;
-use crate::group::Group;
+use crate::group::{Group, Member};
 use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteTarget, Routing, runnable_span};
-use crate::runnable::{DynRunnable, Runnable};
+use crate::policy::{GroupPolicy, Shutdown, Spec};
+use crate::runnable::Runnable;
 use crate::shared::Shared;
-use crate::tree::{Key, Signalled, Start};
+use crate::tree::{Abort, Key, Signalled, Start};
 
 /// A runnable's handle on its node: one per incarnation, passed to the runnable when it
 /// starts.
@@ -75,6 +78,11 @@ pub(crate) struct Incarnation {
     span: OnceLock<Box<Span>>,
     /// The task's wake accounting; the incarnation is the task's [`Wake`].
     wake: TaskWake,
+    shutdown: Shutdown,
+    /// Whether the task registers with the tree once cancelled (see `Start::register`).
+    register: bool,
+    /// The tree told the task to drop the runnable: an ancestor was aborted.
+    aborted: AtomicBool,
 }
 
 impl Context {
@@ -90,6 +98,9 @@ impl Context {
                 meta: OnceLock::new(),
                 span: OnceLock::new(),
                 wake: TaskWake::scheduled(),
+                shutdown: start.shutdown,
+                register: start.register,
+                aborted: AtomicBool::new(false),
             }),
         }
     }
@@ -136,10 +147,17 @@ impl Context {
         self.inner.token.cancelled()
     }
 
-    /// How long the runnable may take to return once cancelled before it is aborted.
+    /// How this node is stopped once cancelled: its [`Shutdown`] policy (its spec's, or a
+    /// timeout of the builder's shutdown grace).
+    pub fn shutdown(&self) -> Shutdown {
+        self.inner.shutdown
+    }
+
+    /// How long the runnable may take to return once cancelled before it is aborted: zero
+    /// for `Brutal`, `Duration::MAX` for `Infinity`.
     #[cfg_attr(not(all(feature = "process", unix)), allow(dead_code))]
-    pub(crate) fn shutdown_grace(&self) -> std::time::Duration {
-        self.inner.shared.grace
+    pub(crate) fn shutdown_grace(&self) -> Duration {
+        self.inner.shutdown.deadline().unwrap_or(Duration::MAX)
     }
 
     /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
@@ -184,8 +202,59 @@ impl Context {
     /// and [`RunError::Stale`] from a context whose incarnation has ended or whose restart
     /// has been decided.
     pub fn run<R: Runnable>(&self, name: &str, runnable: R) -> Result<(), RunError> {
-        let member: [(&str, Arc<dyn DynRunnable>); 1] = [(name, Arc::new(runnable))];
-        self.start(&member, None)
+        let member = [Member {
+            name,
+            runnable: Arc::new(runnable),
+            spec: None,
+        }];
+        self.start(&member, None, GroupPolicy::default())
+    }
+
+    /// Starts `runnable` as a child named `name`, supervised as `spec` says: its restart
+    /// kind, shutdown policy and backoff (DESIGN §14). A group of one, so its kind is all
+    /// that decides what its own end means.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor::{Context, Restart, Shutdown, Signal, Spec};
+    ///
+    /// async fn flush(ctx: Context) -> supervisor::Result {
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     // ... write out what is buffered ...
+    ///     Ok(())
+    /// }
+    ///
+    /// async fn parent(ctx: Context) -> supervisor::Result {
+    ///     let spec = Spec::new()
+    ///         .restart(Restart::Transient)
+    ///         .shutdown(Shutdown::Timeout(Duration::from_secs(30)));
+    ///     ctx.run_with("flush", flush, spec)?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.signal(Signal::Done);
+    ///     Ok(())
+    /// }
+    /// # let _ = parent;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Context::run), and [`RunError::InvalidSpec`] for a spec whose setting
+    /// breaks its rule (a shutdown timeout of zero).
+    pub fn run_with<R: Runnable>(
+        &self,
+        name: &str,
+        runnable: R,
+        spec: Spec,
+    ) -> Result<(), RunError> {
+        let member = [Member {
+            name,
+            runnable: Arc::new(runnable),
+            spec: Some(spec),
+        }];
+        self.start(&member, None, GroupPolicy::default())
     }
 
     /// Starts every member of `group` as a child of this node, at `<dn>.<name>`.
@@ -199,26 +268,31 @@ impl Context {
     /// # Errors
     ///
     /// [`RunError::InvalidName`] or [`RunError::NameTaken`] for a name that breaks the rules
-    /// above, [`RunError::NotNew`] once this node has signalled `Healthy` (or has returned),
-    /// and [`RunError::Stale`] from a context whose incarnation has ended or whose restart
-    /// has been decided.
+    /// above, [`RunError::InvalidSpec`] for a member's spec that breaks its rule,
+    /// [`RunError::NotNew`] once this node has signalled `Healthy` (or has returned), and
+    /// [`RunError::Stale`] from a context whose incarnation has ended or whose restart has
+    /// been decided.
     pub fn run_group(&self, group: Group) -> Result<(), RunError> {
-        self.start(&group.members, group.backoff.as_ref())
+        self.start(&group.members, group.backoff.as_ref(), group.policy)
     }
 
     fn start<S: AsRef<str>>(
         &self,
-        members: &[(S, Arc<dyn DynRunnable>)],
+        members: &[Member<S>],
         backoff: Option<&Backoff>,
+        policy: GroupPolicy,
     ) -> Result<(), RunError> {
         let shared = &self.inner.shared;
-        let (starts, sink_panics) = {
+        let (started, sink_panics) = {
             let mut tree = shared.tree();
-            let starts = tree.run_group(self.inner.key, members, backoff)?;
-            (starts, tree.take_sink_panics())
+            let started = tree.run_group(self.inner.key, members, backoff, policy)?;
+            (started, tree.take_sink_panics())
         };
-        for start in starts {
+        for start in started.starts {
             shared.spawn(start);
+        }
+        if let Some(watch) = started.watch {
+            shared.watch(watch);
         }
         if !sink_panics.is_empty() {
             shared.log_notes(&sink_panics);
@@ -342,6 +416,26 @@ impl Incarnation {
 
     pub(crate) fn task_wake(&self) -> &TaskWake {
         &self.wake
+    }
+
+    pub(crate) fn registers(&self) -> bool {
+        self.register
+    }
+
+    pub(crate) fn shutdown(&self) -> Shutdown {
+        self.shutdown
+    }
+
+    /// Whether the tree told the task to drop the runnable.
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}
+
+impl Abort for Incarnation {
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.wake.wake(&self.shared.activity);
     }
 }
 

@@ -75,6 +75,16 @@ pub enum RunError {
         /// DN of the context's node.
         dn: String,
     },
+    /// The child's [`Spec`](crate::Spec) has a setting that breaks its rule, such as a
+    /// shutdown timeout of zero.
+    InvalidSpec {
+        /// DN of the node that tried to start the child.
+        parent: String,
+        /// The child's name.
+        name: String,
+        /// The setting and the rule it breaks.
+        error: ConfigError,
+    },
 }
 
 /// What holds a name below a node: see [`RunError::NameTaken`].
@@ -144,6 +154,11 @@ impl fmt::Display for RunError {
                 f,
                 "the context of `{dn}` is stale: that incarnation of the node has ended"
             ),
+            RunError::InvalidSpec {
+                parent,
+                name,
+                error,
+            } => write!(f, "`{parent}` cannot start child {}: {error}", Shown(name)),
         }
     }
 }
@@ -198,6 +213,9 @@ pub enum StartError {
     NoRuntime,
     /// The runtime has no time driver, which backoff and the shutdown grace period need.
     NoTimeDriver,
+    /// The root's [`Spec`](crate::Spec) ([`Builder::root_spec`](crate::Builder::root_spec))
+    /// has a setting that breaks its rule.
+    InvalidSpec(ConfigError),
 }
 
 impl fmt::Display for StartError {
@@ -212,6 +230,7 @@ impl fmt::Display for StartError {
                  shutdown grace period): call `enable_time()` (or `enable_all()`) on the \
                  runtime builder",
             ),
+            StartError::InvalidSpec(error) => write!(f, "the root's spec is invalid: {error}"),
         }
     }
 }
@@ -219,7 +238,7 @@ impl fmt::Display for StartError {
 impl StdError for StartError {}
 
 /// A configuration value that breaks its rule, e.g. a backoff multiplier below 1.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub(crate) setting: &'static str,
     pub(crate) value: String,
@@ -269,6 +288,17 @@ pub(crate) enum Failure {
     Overran(Duration),
     /// Dropping the runnable's future (or what it returned) panicked, with this message.
     DropPanicked(String),
+    /// Dropped because its ancestor at this DN was aborted when its shutdown timeout ran out.
+    AbortedWith(Arc<str>),
+    /// The node's group of children (or, for the root, the root itself) restarted more often
+    /// than its intensity allows.
+    Escalated {
+        /// How many restarts fell within the period, the last one included.
+        count: usize,
+        intensity: crate::Intensity,
+        /// The failure that asked for the last restart, with its DN.
+        last: Arc<str>,
+    },
 }
 
 impl Failure {
@@ -319,6 +349,22 @@ impl fmt::Display for Failure {
                  not be aborted in time"
             ),
             Failure::DropPanicked(msg) => write!(f, "panicked while being dropped: {msg}"),
+            Failure::AbortedWith(dn) => write!(
+                f,
+                "aborted with its subtree: `{dn}` was aborted when its shutdown timeout ran out"
+            ),
+            Failure::Escalated {
+                count,
+                intensity,
+                last,
+            } => write!(
+                f,
+                "gave up: {count} restarts within {:?}, more than its intensity allows ({} in \
+                 {:?}); last failure: {last}",
+                intensity.period(),
+                intensity.max_restarts(),
+                intensity.period(),
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::backoff::Backoff;
 use crate::error::StartError;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
+use crate::policy::{Intensity, Policy, Spec};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::Tree;
@@ -58,12 +59,32 @@ pub struct Supervisor {
 }
 
 /// How a supervised tree ended: see [`Supervisor::wait`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Not `Copy` since it gained [`GaveUp`](Ended::GaveUp)'s reason. A program run under
+/// systemd or Kubernetes should exit non-zero when its tree gave up, so that the process
+/// is restarted from scratch (see [`Ended::is_failure`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Ended {
     /// The supervisor was cancelled (or a propagated panic shut it down).
     Cancelled,
     /// Every runnable finished by itself: all nodes ended `Done`, nothing is left to restart.
     Finished,
+    /// The tree gave up: its root escalated — restarted more often than the builder's
+    /// [`intensity`](Builder::intensity) allows, or failed while
+    /// [`Temporary`](crate::Restart::Temporary) — and everything was shut down. The reason
+    /// names the period, the count and the last failure.
+    GaveUp {
+        /// Why, as logged at `supervisor`.
+        reason: String,
+    },
+}
+
+impl Ended {
+    /// Whether the tree ended because it gave up, which a program should report with a
+    /// non-zero exit status.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Ended::GaveUp { .. })
+    }
 }
 
 impl Supervisor {
@@ -113,6 +134,11 @@ impl Supervisor {
         self.shared.tracker.wait().await;
         if let Some(payload) = self.shared.take_panic() {
             std::panic::resume_unwind(payload);
+        }
+        if let Some(reason) = self.shared.tree().gave_up() {
+            return Ended::GaveUp {
+                reason: reason.to_string(),
+            };
         }
         if self.shared.token.is_cancelled() {
             Ended::Cancelled
@@ -208,6 +234,8 @@ pub struct Builder {
     metrics: Vec<Arc<dyn Metrics>>,
     backoff: Backoff,
     shutdown_grace: Duration,
+    intensity: Option<Intensity>,
+    root_spec: Option<Spec>,
     cancel_token: Option<CancellationToken>,
     log_tree: Option<LogTree>,
 }
@@ -219,6 +247,8 @@ impl Default for Builder {
             metrics: Vec::new(),
             backoff: Backoff::default(),
             shutdown_grace: Duration::from_secs(5),
+            intensity: None,
+            root_spec: None,
             cancel_token: None,
             log_tree: None,
         }
@@ -256,6 +286,39 @@ impl Builder {
         self
     }
 
+    /// The restart intensity of every group that does not set its own
+    /// ([`Group::intensity`](crate::Group::intensity)), and of the root: more than
+    /// `max_restarts` restarts of the root within `period` and the tree gives up
+    /// ([`Ended::GaveUp`]). Default: no limit, the seed's behaviour.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use supervisor::{Backoff, Context, Ended, Intensity, Supervisor};
+    ///
+    /// let sup = Supervisor::builder()
+    ///     .intensity(Intensity::new(2, Duration::from_secs(60)).unwrap())
+    ///     .backoff(Backoff::constant(Duration::from_secs(1)))
+    ///     .start(|_ctx: Context| async move { Err("cannot start".into()) });
+    /// let ended = sup.wait().await;
+    /// assert!(ended.is_failure(), "{ended:?}");
+    /// # }
+    /// ```
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = Some(intensity);
+        self
+    }
+
+    /// How the root is supervised: its restart kind, shutdown policy and backoff. A
+    /// [`Temporary`](crate::Restart::Temporary) root that fails gives up the tree; a
+    /// transient one that returns `Ok` finishes it.
+    pub fn root_spec(mut self, spec: Spec) -> Self {
+        self.root_spec = Some(spec);
+        self
+    }
+
     /// Ties the supervisor to `token`: cancelling it cancels the supervisor (cancelling the
     /// supervisor does not cancel `token`).
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
@@ -288,8 +351,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`StartError::NoRuntime`] when called outside a tokio runtime, and
-    /// [`StartError::NoTimeDriver`] when the runtime has no time driver.
+    /// [`StartError::NoRuntime`] when called outside a tokio runtime,
+    /// [`StartError::NoTimeDriver`] when the runtime has no time driver, and
+    /// [`StartError::InvalidSpec`] when the [root spec](Builder::root_spec) breaks a rule.
     pub fn try_start<R: Runnable>(self, root: R) -> Result<Supervisor, StartError> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(StartError::NoRuntime);
@@ -301,24 +365,31 @@ impl Builder {
             Some(parent) => parent.child_token(),
             None => CancellationToken::new(),
         };
+        let defaults = Policy::new(self.backoff, self.shutdown_grace);
+        let root_policy = match &self.root_spec {
+            None => defaults.clone(),
+            Some(spec) => {
+                spec.check().map_err(StartError::InvalidSpec)?;
+                Arc::new(spec.resolve(&defaults.backoff, &defaults))
+            }
+        };
         let activity = Arc::new(Activity::default());
         let tree = Tree::new(
             token.clone(),
-            self.backoff,
+            defaults,
+            self.intensity,
             self.metrics,
             activity.clone(),
-            self.shutdown_grace,
         );
         let shared = Arc::new(Shared::new(
             runtime,
             tree,
             token,
             activity,
-            self.shutdown_grace,
             self.propagate_panics,
             self.log_tree.unwrap_or_default(),
         ));
-        let effects = shared.tree().start_root(Arc::new(root));
+        let effects = shared.tree().start_root(Arc::new(root), root_policy);
         shared.apply(effects);
         Ok(Supervisor { shared })
     }
@@ -338,6 +409,8 @@ impl fmt::Debug for Builder {
             .field("metrics", &self.metrics.len())
             .field("backoff", &self.backoff)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("intensity", &self.intensity)
+            .field("root_spec", &self.root_spec)
             .field("cancel_token", &self.cancel_token)
             .field("log_tree", &self.log_tree)
             .finish()

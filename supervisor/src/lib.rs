@@ -99,6 +99,7 @@ mod lock;
 pub mod logtree;
 mod metrics;
 mod name;
+mod policy;
 pub mod registry;
 mod runnable;
 mod shared;
@@ -143,12 +144,13 @@ pub use handle::{Builder, Ended, Supervisor};
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics::PrometheusMetrics;
 pub use metrics::{DnState, InMemoryMetrics, Metrics};
+pub use policy::{Intensity, Restart, Shutdown, Spec, Strategy};
 pub use runnable::Runnable;
 #[cfg(feature = "signal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
 pub use shutdown_signal::{ShutdownSignal, shutdown_signal};
 pub use state::{NodeState, Signal};
-pub use status::{NodeStatus, TreeStatus};
+pub use status::{GroupStatus, NodeStatus, TreeStatus};
 pub use tokio_util::sync::CancellationToken;
 
 /// The error a runnable returns: any error, boxed.

@@ -31,7 +31,7 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ use crate::activity::Activity;
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
-use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree};
+use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree, Watch};
 
 pub(crate) struct Shared {
     tree: Mutex<Tree>,
@@ -56,7 +56,6 @@ pub(crate) struct Shared {
     /// The tree's lock was found poisoned, and the tree failed stop.
     poisoned: AtomicBool,
     pub(crate) activity: Arc<Activity>,
-    pub(crate) grace: Duration,
     pub(crate) propagate_panics: bool,
     pub(crate) log_tree: LogTree,
     /// The supervisor's own log, at DN `supervisor`.
@@ -70,7 +69,6 @@ impl Shared {
         tree: Tree,
         token: CancellationToken,
         activity: Arc<Activity>,
-        grace: Duration,
         propagate_panics: bool,
         log_tree: LogTree,
     ) -> Self {
@@ -85,7 +83,6 @@ impl Shared {
             runtime,
             poisoned: AtomicBool::new(false),
             activity,
-            grace,
             propagate_panics,
             log_tree,
             log,
@@ -207,6 +204,27 @@ impl Shared {
         });
     }
 
+    /// Watches the parent of an ordered group: once it is cancelled, the tree stops the
+    /// members in turn. The watch ends then, or when the tree has finished by itself.
+    pub(crate) fn watch(self: &Arc<Self>, watch: Watch) {
+        let shared = self.clone();
+        let Watch {
+            parent,
+            group,
+            cancelled,
+            finished,
+        } = watch;
+        self.spawn_task(async move {
+            tokio::select! {
+                () = cancelled.cancelled() => {
+                    let effects = shared.tree().parent_cancelled(parent, group);
+                    shared.apply(effects);
+                }
+                () = finished.cancelled() => {}
+            }
+        });
+    }
+
     /// Records how the task of `key` ended and restarts what that makes restartable.
     pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome) {
         let effects = self.tree().exited(key, outcome);
@@ -254,6 +272,13 @@ impl Shared {
                 dn,
                 format!("dropped the pending restart of {dn}: its parent was cancelled"),
             ),
+            Note::NotRestarted { dn, why } => (dn, format!("not restarting {dn}: {why}")),
+            Note::GaveUp { reason } => {
+                let text = format!("the tree gave up, shutting down: the root {reason}");
+                tracing::error!(target: "supervisor", parent: None, "{text}");
+                self.log.log_text(Severity::Error, text, now);
+                return;
+            }
             Note::SinkPanicked { dn, state, message } => (
                 dn,
                 format!(

@@ -5,11 +5,14 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::NodeState;
+use crate::policy::{Intensity, Restart, Strategy};
 
 /// A snapshot of every node, from [`Supervisor::status`](crate::Supervisor::status).
 ///
 /// `Display` prints it as an indented tree, one node a line, in the spirit of
-/// `systemctl status`: name, state, time in that state, restarts, and the last error,
+/// `systemctl status`: name, state, time in that state, restarts, a kind other than
+/// permanent, the groups it started that have settings of their own (strategy, ordered
+/// shutdown, intensity with the restarts in its current window), and the last error,
 /// shortened.
 ///
 /// ```text
@@ -41,6 +44,8 @@ use crate::NodeState;
 #[derive(Clone, Debug)]
 pub struct TreeStatus {
     pub(crate) nodes: Vec<NodeStatus>,
+    /// The root's restarts in the builder's intensity window, if there is one.
+    pub(crate) root_window: Option<usize>,
 }
 
 /// One node of a [`TreeStatus`].
@@ -59,12 +64,39 @@ pub struct NodeStatus {
     pub last_error: Option<String>,
     /// Whether its runnable is running now.
     pub running: bool,
+    /// Its restart kind.
+    pub kind: Restart,
+    /// The groups of children it started, in start order.
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One group of children, in its parent's [`NodeStatus`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The members' names, in add order.
+    pub members: Vec<String>,
+    /// Which members restart when one fails.
+    pub strategy: Strategy,
+    /// Whether the members stop one at a time.
+    pub ordered_shutdown: bool,
+    /// The group's intensity (its own, or the builder's), if any.
+    pub intensity: Option<Intensity>,
+    /// The restarts decided for the group within the current window of its intensity:
+    /// `None` without an intensity.
+    pub restarts_in_window: Option<usize>,
 }
 
 impl TreeStatus {
     /// Every node, in DN order.
     pub fn nodes(&self) -> &[NodeStatus] {
         &self.nodes
+    }
+
+    /// How many times the root was restarted within the current window of the builder's
+    /// [`intensity`](crate::Builder::intensity): `None` without one.
+    pub fn root_restarts_in_window(&self) -> Option<usize> {
+        self.root_window
     }
 
     /// The node at `dn`.
@@ -139,6 +171,25 @@ fn line(f: &mut fmt::Formatter<'_>, node: &NodeStatus, name: &str, prefix: &str)
         1 => write!(f, "  1 restart")?,
         n => write!(f, "  {n} restarts")?,
     }
+    if node.kind != Restart::Permanent {
+        write!(f, "  {}", node.kind)?;
+    }
+    for group in &node.groups {
+        let described = group.strategy != Strategy::OneForAll
+            || group.ordered_shutdown
+            || group.intensity.is_some();
+        if !described {
+            continue;
+        }
+        write!(f, "  [{}: {}", group.members.join(" "), group.strategy)?;
+        if group.ordered_shutdown {
+            f.write_str(", ordered")?;
+        }
+        if let (Some(intensity), Some(n)) = (group.intensity, group.restarts_in_window) {
+            write!(f, ", {n} of {intensity} restarts")?;
+        }
+        f.write_str("]")?;
+    }
     if let Some(error) = &node.last_error {
         write!(f, "  last error: {}", shorten(error))?;
     }
@@ -176,6 +227,8 @@ mod tests {
             restarts: 0,
             last_error: None,
             running: true,
+            kind: Restart::Permanent,
+            groups: Vec::new(),
         }
     }
 
@@ -192,6 +245,7 @@ mod tests {
                 flaky,
                 node("root.w.ticker", NodeState::Healthy, 5),
             ],
+            root_window: None,
         };
         let text = status.to_string();
         let lines: Vec<&str> = text.lines().collect();
@@ -201,5 +255,39 @@ mod tests {
         assert!(lines[3].starts_with("    ├── flaky                HEALTHY      0.0s  3 restarts  last error: returned error: xxx"));
         assert!(lines[3].ends_with('…'));
         assert_eq!(lines[4], "    └── ticker               HEALTHY      5.0s");
+    }
+
+    #[test]
+    fn shows_kinds_and_groups_with_settings_of_their_own() {
+        let mut root = node("root", NodeState::Healthy, 1);
+        root.groups = vec![
+            GroupStatus {
+                members: vec!["a".into()],
+                strategy: Strategy::OneForAll,
+                ordered_shutdown: false,
+                intensity: None,
+                restarts_in_window: None,
+            },
+            GroupStatus {
+                members: vec!["conn".into(), "session".into()],
+                strategy: Strategy::RestForOne,
+                ordered_shutdown: true,
+                intensity: Some(Intensity::new(3, Duration::from_secs(5)).unwrap()),
+                restarts_in_window: Some(1),
+            },
+        ];
+        let mut session = node("root.session", NodeState::Done, 1);
+        session.kind = Restart::Transient;
+        let status = TreeStatus {
+            nodes: vec![root, node("root.conn", NodeState::Healthy, 1), session],
+            root_window: None,
+        };
+        let text = status.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("[conn session: rest_for_one, ordered, 1 of 3 in 5s restarts]"),
+            "{text}"
+        );
+        assert!(lines[2].ends_with("DONE         1.0s  transient"), "{text}");
     }
 }

@@ -21,6 +21,7 @@ use crate::Context;
 use crate::context::Incarnation;
 use crate::error::{ReturnedError, drop_guarded, panic_message_dropped};
 use crate::logtree::Routing;
+use crate::policy::Shutdown;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::{Outcome, Start};
@@ -110,6 +111,14 @@ impl<R: Runnable> Future for RunnableTask<R> {
             let StageProj::Running { future } = this.stage.as_mut().project() else {
                 unreachable!("a finished runnable task was polled")
             };
+            // Dropped without another poll: by the tree (an ancestor was aborted), or by
+            // its own policy once it is cancelled.
+            if this.owner.exiting && incarnation.is_aborted() {
+                break 'outcome Ending::Outcome(Outcome::Killed);
+            }
+            if incarnation.shutdown() == Shutdown::Brutal && this.owner.ctx.is_cancelled() {
+                break 'outcome Ending::Outcome(Outcome::Dropped);
+            }
             let polled = {
                 let _entered = span.map(Span::enter);
                 catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
@@ -123,16 +132,32 @@ impl<R: Runnable> Future for RunnableTask<R> {
             // return in the poll that sees it, and cost no timer. (A cancellation the tree
             // made is timed by the tree, so that a return which comes late because the
             // runnable blocked its thread is found out there too.)
-            if this.grace.is_none() && this.cancelled.poll(cx).is_ready() {
+            if !this.owner.exiting && this.cancelled.poll(cx).is_ready() {
                 // From here an exit is owed: count it until the task ends.
                 shared.activity.enter();
                 this.owner.exiting = true;
-                *this.grace = Some(Box::pin(tokio::time::sleep(shared.grace)));
+                if incarnation.registers()
+                    && shared
+                        .tree()
+                        .exiting(incarnation.key(), incarnation.clone())
+                {
+                    break 'outcome Ending::Outcome(Outcome::Killed);
+                }
+                match incarnation.shutdown() {
+                    Shutdown::Brutal => break 'outcome Ending::Outcome(Outcome::Dropped),
+                    Shutdown::Timeout(grace) => {
+                        *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
+                    }
+                    Shutdown::Infinity => {}
+                }
             }
             if let Some(grace) = this.grace
                 && grace.as_mut().poll(cx).is_ready()
             {
-                break 'outcome Ending::Outcome(Outcome::Aborted(shared.grace));
+                let Shutdown::Timeout(timeout) = incarnation.shutdown() else {
+                    unreachable!("only a timeout arms a deadline")
+                };
+                break 'outcome Ending::Outcome(Outcome::Aborted(timeout));
             }
             shared.activity.leave();
             return Poll::Pending;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::NodeState;
 use crate::activity::Busy;
 use crate::error::ReturnedError;
+use crate::policy::Shutdown;
 use crate::runnable::DynRunnable;
 use smallvec::SmallVec;
 
@@ -20,6 +21,28 @@ pub(crate) struct Start {
     pub(crate) dn: Arc<str>,
     pub(crate) token: CancellationToken,
     pub(crate) runnable: Arc<dyn DynRunnable>,
+    pub(crate) shutdown: Shutdown,
+    /// Once cancelled and still running, the task registers an [`Abort`] with the tree, so
+    /// that an ancestor's abort reaches it. Only trees with a shutdown policy other than the
+    /// default, or an ordered group, need it: otherwise no node can outlive an ancestor's
+    /// deadline, and a cancelled task costs no lock.
+    pub(crate) register: bool,
+}
+
+/// How the tree aborts a task from outside: the incarnation of a cancelled node still
+/// running, which the task registered (see [`Start::register`]). Called under the tree's
+/// lock: it only sets a flag and wakes the task.
+pub(crate) trait Abort: Send + Sync {
+    fn abort(&self);
+}
+
+/// A task to spawn for an ordered group: it waits for the parent's cancellation and then
+/// has the tree stop the members one at a time. It ends when the tree has finished.
+pub(crate) struct Watch {
+    pub(crate) parent: Key,
+    pub(crate) group: usize,
+    pub(crate) cancelled: CancellationToken,
+    pub(crate) finished: CancellationToken,
 }
 
 /// A restart waiting for its backoff delay; dropped if `parent` is cancelled first.
@@ -45,6 +68,15 @@ pub(crate) enum Note {
     RestartDropped {
         dn: Arc<str>,
     },
+    /// A node that ended is not started again: `why` says which rule keeps it down.
+    NotRestarted {
+        dn: Arc<str>,
+        why: &'static str,
+    },
+    /// The root escalated: the tree shuts down for good.
+    GaveUp {
+        reason: Arc<str>,
+    },
     /// A metrics sink panicked when told of a state change.
     SinkPanicked {
         dn: Arc<str>,
@@ -55,6 +87,12 @@ pub(crate) enum Note {
 
 /// The tasks of a new group: as many as its members, most often one or two.
 pub(crate) type Starts = SmallVec<[Start; 2]>;
+
+/// What running a group asks for: its members' tasks, and the watch of an ordered group.
+pub(crate) struct Started {
+    pub(crate) starts: Starts,
+    pub(crate) watch: Option<Watch>,
+}
 
 /// What must happen, outside the lock, after a change to the tree. One event usually
 /// brings a note or two and a start, which stay inline; timers are rarer.
@@ -74,6 +112,10 @@ pub(crate) enum Outcome {
     Returned(Result<(), ReturnedError>),
     Panicked(String),
     Aborted(Duration),
+    /// A `Brutal` node's future, dropped when it saw its context cancelled.
+    Dropped,
+    /// Dropped because the tree told the task to: an ancestor was aborted.
+    Killed,
     Overran(Duration),
     DropPanicked(String),
 }

@@ -32,24 +32,31 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::Activity;
 use crate::backoff::{Backoff, Rng};
 use crate::error::{Failure, NameUse, RunError};
-use crate::hash::FastSet;
+use crate::group::Member;
+use crate::hash::{FastMap, FastSet};
 use crate::metrics::Metrics;
+use crate::policy::{GroupPolicy, Intensity, Policy, Restart};
 use crate::runnable::DynRunnable;
-use crate::status::{NodeStatus, TreeStatus};
+use crate::status::{GroupStatus, NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
 
 mod effects;
+mod group;
 mod node;
 mod restart;
 
-pub(crate) use effects::{Effects, Note, Outcome, Signalled, Start, Starts, Timer};
-use node::{Epoch, Node, PAIRWISE_UP_TO, name_hash, name_taken};
+pub(crate) use effects::{
+    Abort, Effects, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
+};
+use group::{GroupSlot, Window};
+use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -66,7 +73,26 @@ pub(crate) struct Tree {
     free: Vec<NodeId>,
     next_incarnation: u64,
     rng: Rng,
-    default_backoff: Arc<Backoff>,
+    /// The policy of a child run without a spec, in a group without a backoff of its own.
+    defaults: Arc<Policy>,
+    /// Every group's intensity unless it sets its own, and the root's.
+    default_intensity: Option<Intensity>,
+    /// The root's restarts, counted against `default_intensity`.
+    root_window: Window,
+    /// Why the tree gave up (its root escalated), if it did.
+    gave_up: Option<Arc<str>>,
+    /// Restarts waiting out their backoff.
+    backoffs: usize,
+    /// Cancelled once the tree has finished by itself, which ends the ordered groups'
+    /// watches.
+    finished: CancellationToken,
+    /// Whether an ordered group exists, whose watch waits for `finished`.
+    watching: bool,
+    /// Whether tasks register an [`Abort`] once cancelled: set for good by the first
+    /// shutdown policy other than the default, or the first ordered group.
+    register_all: bool,
+    /// The registered aborts of cancelled nodes still running.
+    aborts: FastMap<NodeId, Arc<dyn Abort>>,
     metrics: Vec<Arc<dyn Metrics>>,
     activity: Arc<Activity>,
     /// The supervisor's own token: the root's parent.
@@ -75,8 +101,6 @@ pub(crate) struct Tree {
     /// clock; 0 if it was not (or only through a token given to the builder, whose
     /// cancellation nobody times).
     cancelled_at: u64,
-    /// The shutdown grace period, in nanoseconds.
-    grace: u64,
     /// Panics of metrics sinks not yet handed out in [`Effects`], to be logged outside the
     /// lock (logging reaches the application's subscriber, which is user code).
     sink_panics: Vec<Note>,
@@ -88,83 +112,118 @@ pub(crate) struct Tree {
 impl Tree {
     pub(crate) fn new(
         token: CancellationToken,
-        default_backoff: Backoff,
+        defaults: Arc<Policy>,
+        default_intensity: Option<Intensity>,
         metrics: Vec<Arc<dyn Metrics>>,
         activity: Arc<Activity>,
-        grace: Duration,
     ) -> Self {
         Tree {
             slots: Vec::new(),
             free: Vec::new(),
             next_incarnation: 0,
             rng: Rng::from_entropy(),
-            default_backoff: Arc::new(default_backoff),
+            defaults,
+            default_intensity,
+            root_window: Window::default(),
+            gave_up: None,
+            backoffs: 0,
+            finished: CancellationToken::new(),
+            watching: false,
+            register_all: false,
+            aborts: FastMap::default(),
             metrics,
             activity,
             token,
             cancelled_at: 0,
-            grace: u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX),
             sink_panics: Vec::new(),
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
         }
     }
 
-    pub(crate) fn start_root(&mut self, runnable: Arc<dyn DynRunnable>) -> Effects {
-        let token = self.token.child_token();
-        let backoff = self.default_backoff.clone();
-        let id = self.insert("root".into(), None, 0, token, runnable, backoff);
+    /// Starts the root, supervised as `policy` says (the defaults, unless the builder was
+    /// given a root spec).
+    pub(crate) fn start_root(
+        &mut self,
+        runnable: Arc<dyn DynRunnable>,
+        policy: Arc<Policy>,
+    ) -> Effects {
+        self.register_all |= policy.shutdown != self.defaults.shutdown;
+        let id = self.insert("root".into(), None, 0, runnable, policy, false);
         let mut effects = Effects::default();
         effects.starts.push(self.launch(id));
         self.finish(effects)
     }
 
-    /// Starts `members` as one group of children of `key`, all or none. The starts are the
-    /// only effect, but for the sinks' panics, which the caller takes with
-    /// [`take_sink_panics`](Tree::take_sink_panics): the hot path moves no `Effects`.
+    /// Starts `members` as one group of children of `key`, all or none. The starts (and an
+    /// ordered group's watch) are the only effects, but for the sinks' panics, which the
+    /// caller takes with [`take_sink_panics`](Tree::take_sink_panics): the hot path moves
+    /// no `Effects`.
     pub(crate) fn run_group<S: AsRef<str>>(
         &mut self,
         key: Key,
-        members: &[(S, Arc<dyn DynRunnable>)],
+        members: &[Member<S>],
         backoff: Option<&Backoff>,
-    ) -> Result<Starts, RunError> {
+        policy: GroupPolicy,
+    ) -> Result<Started, RunError> {
         let Some(parent) = self.acting(key) else {
             return Err(self.stale(key));
         };
         let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastSet::<&str>::default);
-        for (i, (name, _)) in members.iter().enumerate() {
-            let name = name.as_ref();
+        for (i, member) in members.iter().enumerate() {
+            let name = member.name.as_ref();
             self.check_name(parent, name, NameUse::Child)?;
             let repeated = match &mut seen {
                 Some(seen) => !seen.insert(name),
-                None => members[..i].iter().any(|(n, _)| n.as_ref() == name),
+                None => members[..i].iter().any(|m| m.name.as_ref() == name),
             };
             if repeated {
                 return Err(name_taken(parent, name, NameUse::Child, NameUse::Child));
             }
+            if let Some(spec) = &member.spec
+                && let Err(error) = spec.check()
+            {
+                return Err(RunError::InvalidSpec {
+                    parent: parent.dn.to_string(),
+                    name: name.to_owned(),
+                    error,
+                });
+            }
         }
-        let Some((first, _)) = members.first() else {
-            return Ok(Starts::new());
+        let Some(first) = members.first() else {
+            return Ok(Started {
+                starts: Starts::new(),
+                watch: None,
+            });
         };
         if parent.state != NodeState::New || !parent.running {
             return Err(RunError::NotNew {
                 parent: parent.dn.to_string(),
-                name: first.as_ref().to_owned(),
+                name: first.name.as_ref().to_owned(),
                 state: parent.state,
             });
         }
         let parent_dn = parent.dn.clone();
         let parent_token = parent.token.clone();
-        let backoff = match backoff {
-            Some(backoff) => Arc::new(backoff.clone()),
-            None => self.default_backoff.clone(),
+        let shared = match backoff {
+            Some(backoff) => Arc::new(Policy {
+                backoff: backoff.clone(),
+                ..Policy::clone(&self.defaults)
+            }),
+            None => self.defaults.clone(),
         };
+        let ordered = policy.ordered_shutdown;
         // Out of the parent while children are added, as indexing them reads their nodes.
         let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
-        let group_index = children.group_ends.len();
+        let group_index = children.groups.len();
         let mut starts = Starts::with_capacity(members.len());
-        for (name, runnable) in members {
-            let name = name.as_ref();
+        for member in members {
+            let name = member.name.as_ref();
+            let policy = match &member.spec {
+                None => shared.clone(),
+                Some(spec) => Arc::new(spec.resolve(&shared.backoff, &self.defaults)),
+            };
+            self.register_all |= ordered || policy.shutdown != self.defaults.shutdown;
             let mut dn = std::mem::take(&mut self.scratch);
             dn.clear();
             dn.push_str(&parent_dn);
@@ -174,18 +233,29 @@ impl Tree {
                 Arc::from(dn.as_str()),
                 Some(key.id),
                 group_index,
-                parent_token.child_token(),
-                runnable.clone(),
-                backoff.clone(),
+                member.runnable.clone(),
+                policy,
+                ordered,
             );
             self.scratch = dn;
             self.node_mut(id).name_hash = name_hash(name);
             self.add_child(&mut children, id);
             starts.push(self.launch(id));
         }
-        children.group_ends.push(children.ids.len());
+        children
+            .groups
+            .push(GroupSlot::new(children.ids.len(), policy));
         self.node_mut(key.id).children = Some(children);
-        Ok(starts)
+        let watch = ordered.then(|| {
+            self.watching = true;
+            Watch {
+                parent: key,
+                group: group_index,
+                cancelled: parent_token,
+                finished: self.finished.clone(),
+            }
+        });
+        Ok(Started { starts, watch })
     }
 
     /// What the metrics sinks' panics left to log, for a caller that took no `Effects`.
@@ -224,12 +294,14 @@ impl Tree {
         }
         match (node.state, signal) {
             (NodeState::New, Signal::Healthy) => {
-                self.node_mut(key.id).backoff.reset();
+                let node = self.node_mut(key.id);
+                node.backoff.reset(&node.policy.backoff);
                 self.set_state(key.id, NodeState::Healthy);
                 self.accepted()
             }
             (NodeState::Healthy, Signal::Done) => {
-                self.node_mut(key.id).backoff.reset();
+                let node = self.node_mut(key.id);
+                node.backoff.reset(&node.policy.backoff);
                 self.set_state(key.id, NodeState::Done);
                 self.accepted()
             }
@@ -261,6 +333,19 @@ impl Tree {
         }
     }
 
+    /// A cancelled task still running registers how to abort it (see [`Start::register`]).
+    /// Whether it is to be aborted at once: an ancestor was aborted before it registered.
+    pub(crate) fn exiting(&mut self, key: Key, abort: Arc<dyn Abort>) -> bool {
+        let Some(node) = self.current(key).filter(|n| n.running) else {
+            return false;
+        };
+        if node.kill != Kill::None {
+            return true;
+        }
+        self.aborts.insert(key.id, abort);
+        false
+    }
+
     /// Records that the task of `key` has ended, and restarts what that makes restartable.
     pub(crate) fn exited(&mut self, key: Key, outcome: Outcome) -> Effects {
         let mut effects = Effects::default();
@@ -272,8 +357,8 @@ impl Tree {
         // Read once, for the overrun and the new state, and only on the way out: other
         // exits read it when their state is set.
         let now = cancelled.then(|| self.epoch.now());
-        // A return past the grace period of a cancellation the tree made is an overrun,
-        // whatever was returned (DESIGN §5).
+        // A return past the shutdown deadline of a cancellation the tree made is an
+        // overrun, whatever was returned (DESIGN §5).
         let outcome = match (outcome, now) {
             (Outcome::Returned(returned), Some(now)) => match self.overrun(key.id, now) {
                 Some(by) => Outcome::Overran(by),
@@ -281,12 +366,27 @@ impl Tree {
             },
             (outcome, _) => outcome,
         };
-        // The three return rules of DESIGN §3, in order.
+        let node = self.node(key.id);
+        // How what it leaves running below it is dropped.
+        let kill = match outcome {
+            Outcome::Dropped => Kill::Brutal,
+            Outcome::Aborted(_) => Kill::Timeout,
+            Outcome::Killed => node.kill,
+            _ => Kill::None,
+        };
+        // The three return rules of DESIGN §3, in order, with the kinds of §14.
         let ending = match outcome {
             _ if node.failed => Ok(NodeState::Dead),
+            Outcome::Killed if node.kill == Kill::Brutal => Ok(NodeState::Canceled),
+            Outcome::Killed => Err(Failure::AbortedWith(self.kill_origin(key.id))),
+            Outcome::Dropped => Ok(NodeState::Canceled),
             Outcome::Returned(Ok(())) if node.state == NodeState::Done => Ok(NodeState::Done),
             Outcome::Returned(Ok(())) if cancelled => Ok(NodeState::Canceled),
             Outcome::Returned(Err(e)) if cancelled && e.cancellation => Ok(NodeState::Canceled),
+            // A normal end for a transient or temporary node, as after Done.
+            Outcome::Returned(Ok(())) if node.policy.restart != Restart::Permanent => {
+                Ok(NodeState::Done)
+            }
             Outcome::Returned(Ok(())) => Err(Failure::ReturnedOk(node.state)),
             Outcome::Returned(Err(e)) => Err(Failure::Error(
                 // Made whenever the context was live, or the error was not a cancellation.
@@ -298,7 +398,16 @@ impl Tree {
             Outcome::Overran(by) => Err(Failure::Overran(by)),
             Outcome::DropPanicked(msg) => Err(Failure::DropPanicked(msg)),
         };
+        if !self.aborts.is_empty() {
+            self.aborts.remove(&key.id);
+        }
         self.set_running(key.id, false);
+        // Ordered members whose subtree this exit has emptied: their group moves on.
+        let emptied = if self.watching {
+            self.emptied_ordered(key.id)
+        } else {
+            SmallVec::new()
+        };
         let siblings = match ending {
             Ok(state) => {
                 match now {
@@ -309,19 +418,96 @@ impl Tree {
             }
             Err(failure) => self.fail(key.id, failure, &mut effects),
         };
+        if kill != Kill::None {
+            self.node_mut(key.id).kill = kill;
+            if self.node(key.id).running_below > 0 {
+                self.kill_below(key.id, kill);
+            }
+        }
         self.restart_all(std::iter::once(key).chain(siblings), &mut effects);
+        for member in emptied {
+            self.step_if_parent_cancelled(member, &mut effects);
+        }
+        if self.watching {
+            self.check_finished();
+        }
         self.finish(effects)
+    }
+
+    /// The ordered members among `id` and its ancestors whose subtrees have no running node
+    /// left.
+    fn emptied_ordered(&self, id: NodeId) -> SmallVec<[Key; 2]> {
+        let mut emptied = SmallVec::new();
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let node = self.node(c);
+            if node.running_below > 0 {
+                break;
+            }
+            if node.ordered {
+                emptied.push(Key {
+                    id: c,
+                    incarnation: node.incarnation,
+                });
+            }
+            cur = node.parent;
+        }
+        emptied
+    }
+
+    /// An ordered member has stopped while its parent is being cancelled: stop the next.
+    /// (Under a live parent, the member's part in its group's restart moves the group on.)
+    fn step_if_parent_cancelled(&mut self, member: Key, effects: &mut Effects) {
+        let Some(node) = self.current(member) else {
+            return;
+        };
+        let (group, parent) = (node.group, node.parent);
+        if let Some(parent) = parent
+            && self.node(parent).token.is_cancelled()
+        {
+            self.step(parent, group, effects);
+        }
+    }
+
+    /// The parent of an ordered group was cancelled (its watch saw it): stop the members
+    /// in turn.
+    pub(crate) fn parent_cancelled(&mut self, parent: Key, group: usize) -> Effects {
+        let mut effects = Effects::default();
+        if self.current(parent).is_some() {
+            self.step(parent.id, group, &mut effects);
+        }
+        self.finish(effects)
+    }
+
+    /// Ends the watches once nothing runs and nothing is waiting to restart: the tree has
+    /// finished by itself.
+    fn check_finished(&mut self) {
+        let root_idle = self
+            .slots
+            .first()
+            .and_then(Option::as_ref)
+            .is_none_or(|root| root.running_below == 0);
+        if root_idle && self.backoffs == 0 {
+            self.finished.cancel();
+        }
     }
 
     /// A backoff timer has fired: start the node again if its parent is still live.
     pub(crate) fn backoff_elapsed(&mut self, key: Key) -> Effects {
         let mut effects = Effects::default();
-        if self.current(key).is_some_and(|n| n.restart_pending) {
+        if self
+            .current(key)
+            .is_some_and(|n| n.pending == Pending::Backoff)
+        {
             if self.parent_token(key.id).is_cancelled() {
                 self.drop_restart(key.id, &mut effects);
             } else {
+                self.backoffs -= 1;
                 self.start_again(key.id, &mut effects);
             }
+        }
+        if self.watching {
+            self.check_finished();
         }
         self.finish(effects)
     }
@@ -329,10 +515,21 @@ impl Tree {
     /// The parent of a node waiting for its backoff was cancelled: drop the restart.
     pub(crate) fn backoff_cancelled(&mut self, key: Key) -> Effects {
         let mut effects = Effects::default();
-        if self.current(key).is_some_and(|n| n.restart_pending) {
+        if self
+            .current(key)
+            .is_some_and(|n| n.pending == Pending::Backoff)
+        {
             self.drop_restart(key.id, &mut effects);
         }
+        if self.watching {
+            self.check_finished();
+        }
         self.finish(effects)
+    }
+
+    /// Why the tree gave up, if its root escalated.
+    pub(crate) fn gave_up(&self) -> Option<Arc<str>> {
+        self.gave_up.clone()
     }
 
     pub(crate) fn states(&self) -> BTreeMap<String, NodeState> {
@@ -356,10 +553,40 @@ impl Tree {
                 restarts: n.restarts,
                 last_error: n.last_error.as_deref().map(str::to_owned),
                 running: n.running,
+                kind: n.policy.restart,
+                groups: self.groups_status(n, now),
             })
             .collect();
         nodes.sort_unstable_by(|a, b| a.dn.cmp(&b.dn));
-        TreeStatus { nodes }
+        let root_window = self
+            .default_intensity
+            .map(|i| self.root_window.count(now, i.period()));
+        TreeStatus { nodes, root_window }
+    }
+
+    fn groups_status(&self, node: &Node, now: u64) -> Vec<GroupStatus> {
+        let Some(children) = node.children.as_deref() else {
+            return Vec::new();
+        };
+        (0..children.groups.len())
+            .map(|g| {
+                let slot = &children.groups[g];
+                let policy = slot.policy();
+                let intensity = policy.intensity.or(self.default_intensity);
+                GroupStatus {
+                    members: children
+                        .group(g)
+                        .iter()
+                        .map(|&m| node::name_of(&self.node(m).dn).to_owned())
+                        .collect(),
+                    strategy: policy.strategy,
+                    ordered_shutdown: policy.ordered_shutdown,
+                    intensity,
+                    restarts_in_window: intensity
+                        .map(|i| slot.window().map_or(0, |w| w.count(now, i.period()))),
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn live(&self) -> Vec<String> {
@@ -387,6 +614,8 @@ mod tests {
     use crate::activity::Activity;
     use crate::backoff::Backoff;
     use crate::error::{ReturnedError, RunError};
+    use crate::group::Member;
+    use crate::policy::{GroupPolicy, Intensity, Policy, Restart, Spec, Strategy};
     use crate::runnable::DynRunnable;
     use crate::{Context, NodeState};
 
@@ -398,16 +627,25 @@ mod tests {
         Arc::new(idle)
     }
 
-    fn tree() -> (Tree, CancellationToken) {
+    fn tree_with(intensity: Option<Intensity>) -> (Tree, CancellationToken) {
         let token = CancellationToken::new();
         let tree = Tree::new(
             token.clone(),
-            Backoff::default(),
+            Policy::new(Backoff::default(), Duration::from_secs(1)),
+            intensity,
             Vec::new(),
             Arc::new(Activity::default()),
-            Duration::from_secs(1),
         );
         (tree, token)
+    }
+
+    fn tree() -> (Tree, CancellationToken) {
+        tree_with(None)
+    }
+
+    fn root_of(tree: &mut Tree) -> Start {
+        let policy = tree.defaults.clone();
+        only_start(tree.start_root(runnable(), policy))
     }
 
     fn only_start(effects: Effects) -> Start {
@@ -424,17 +662,37 @@ mod tests {
         }))
     }
 
+    /// Runs a group of `members` (name and kind) below `parent`.
+    fn group(
+        tree: &mut Tree,
+        parent: &Start,
+        members: &[(&'static str, Restart)],
+        policy: GroupPolicy,
+    ) -> Vec<Start> {
+        let members: Vec<Member<&str>> = members
+            .iter()
+            .map(|&(name, restart)| Member {
+                name,
+                runnable: runnable(),
+                spec: Some(Spec::new().restart(restart)),
+            })
+            .collect();
+        let started = tree.run_group(parent.key, &members, None, policy).unwrap();
+        started.starts.into_iter().collect()
+    }
+
     /// The root, and a group `a`, `b` below it.
     fn with_pair() -> (Tree, Start, Start, Start) {
         let (mut tree, _) = tree();
-        let root = only_start(tree.start_root(runnable()));
-        let members = [("a", runnable()), ("b", runnable())];
-        let mut starts = tree
-            .run_group(root.key, &members, None)
-            .unwrap()
-            .into_iter();
+        let root = root_of(&mut tree);
+        let members = [("a", Restart::Permanent), ("b", Restart::Permanent)];
+        let mut starts = group(&mut tree, &root, &members, GroupPolicy::default()).into_iter();
         let (a, b) = (starts.next().unwrap(), starts.next().unwrap());
         (tree, root, a, b)
+    }
+
+    fn dns(effects: &Effects) -> Vec<&str> {
+        effects.starts.iter().map(|s| &*s.dn).collect()
     }
 
     #[test]
@@ -510,7 +768,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_return_past_the_grace_of_a_tree_cancel_is_an_overrun() {
         let (mut tree, token) = tree();
-        let root = only_start(tree.start_root(runnable()));
+        let root = root_of(&mut tree);
         tree.cancelling();
         token.cancel();
         tokio::time::advance(Duration::from_millis(1500)).await;
@@ -525,5 +783,200 @@ mod tests {
             effects.notes
         );
         assert_eq!(tree.states()["root"], NodeState::Dead);
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Returned(Ok(()))
+    }
+
+    fn policy(strategy: Strategy, ordered_shutdown: bool) -> GroupPolicy {
+        GroupPolicy {
+            strategy,
+            ordered_shutdown,
+            intensity: None,
+        }
+    }
+
+    #[test]
+    fn rest_for_one_restarts_the_failed_member_and_those_after_it() {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let p = Restart::Permanent;
+        let [a, b, c] = <[Start; 3]>::try_from(group(
+            &mut tree,
+            &root,
+            &[("a", p), ("b", p), ("c", p)],
+            policy(Strategy::RestForOne, false),
+        ))
+        .ok()
+        .unwrap();
+        let effects = tree.exited(b.key, failed("b failed"));
+        assert_eq!(effects.timers.len(), 1, "the failed one after its backoff");
+        assert_eq!(effects.timers[0].key, b.key);
+        assert!(!a.token.is_cancelled(), "earlier members keep running");
+        assert!(c.token.is_cancelled());
+        let effects = tree.exited(c.key, ok());
+        assert_eq!(dns(&effects), ["root.c"], "the later one at once");
+    }
+
+    #[test]
+    fn a_temporary_member_is_not_started_again_with_its_group() {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let [a, t] = <[Start; 2]>::try_from(group(
+            &mut tree,
+            &root,
+            &[("a", Restart::Permanent), ("t", Restart::Temporary)],
+            GroupPolicy::default(),
+        ))
+        .ok()
+        .unwrap();
+        drop(tree.exited(a.key, failed("a failed")));
+        assert!(t.token.is_cancelled());
+        let effects = tree.exited(t.key, ok());
+        assert!(effects.starts.is_empty());
+        assert!(
+            effects
+                .notes
+                .iter()
+                .any(|n| matches!(n, Note::NotRestarted { dn, .. } if &**dn == "root.t")),
+            "{:?}",
+            effects.notes
+        );
+        assert_eq!(tree.states()["root.t"], NodeState::Canceled);
+    }
+
+    #[test]
+    fn kinds_decide_what_a_node_own_end_means() {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let [keep, tr, te] = <[Start; 3]>::try_from(group(
+            &mut tree,
+            &root,
+            &[
+                ("keep", Restart::Permanent),
+                ("tr", Restart::Transient),
+                ("te", Restart::Temporary),
+            ],
+            GroupPolicy::default(),
+        ))
+        .ok()
+        .unwrap();
+        // A transient node returning Ok ends normally: Done, nothing cancelled.
+        let effects = tree.exited(tr.key, ok());
+        assert!(effects.notes.is_empty() && effects.starts.is_empty());
+        assert_eq!(tree.states()["root.tr"], NodeState::Done);
+        // A temporary node's failure is its own: Dead, logged, no sibling cancelled.
+        let effects = tree.exited(te.key, failed("te failed"));
+        assert!(matches!(&effects.notes[0], Note::Failed { dn, .. } if &**dn == "root.te"));
+        assert!(effects.starts.is_empty() && effects.timers.is_empty());
+        assert_eq!(tree.states()["root.te"], NodeState::Dead);
+        assert!(!keep.token.is_cancelled());
+    }
+
+    #[test]
+    fn over_its_intensity_a_group_fails_its_parent() {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let zero = Intensity::new(0, Duration::from_secs(5)).unwrap();
+        let members: [Member<&str>; 1] = [Member {
+            name: "a",
+            runnable: runnable(),
+            spec: None,
+        }];
+        let policy = GroupPolicy {
+            intensity: Some(zero),
+            ..GroupPolicy::default()
+        };
+        let started = tree.run_group(root.key, &members, None, policy).unwrap();
+        let a = started.starts.into_iter().next().unwrap();
+        let effects = tree.exited(a.key, failed("returned error: boom"));
+        let reasons: Vec<_> = effects
+            .notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::Failed { dn, reason } => Some((&**dn, &**reason)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reasons[0], ("root.a", "returned error: boom"));
+        assert_eq!(reasons[1].0, "root");
+        assert_eq!(
+            reasons[1].1,
+            "gave up: 1 restarts within 5s, more than its intensity allows (0 in 5s); last \
+             failure: root.a: returned error: boom"
+        );
+        assert!(root.token.is_cancelled());
+    }
+
+    #[test]
+    fn the_root_over_the_builder_intensity_gives_the_tree_up() {
+        let (mut tree, token) = tree_with(Some(Intensity::new(0, Duration::from_secs(1)).unwrap()));
+        let root = root_of(&mut tree);
+        let effects = tree.exited(root.key, failed("returned error: no"));
+        assert!(effects.starts.is_empty() && effects.timers.is_empty());
+        assert!(token.is_cancelled());
+        let reason = tree.gave_up().expect("gave up");
+        assert!(
+            reason.ends_with("last failure: root: returned error: no"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn an_ordered_group_stops_its_members_one_at_a_time_in_reverse() {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let p = Restart::Permanent;
+        let [a, b, c] = <[Start; 3]>::try_from(group(
+            &mut tree,
+            &root,
+            &[("a", p), ("b", p), ("c", p)],
+            policy(Strategy::OneForAll, true),
+        ))
+        .ok()
+        .unwrap();
+        assert!(
+            !a.token.is_cancelled(),
+            "its own token, not the root's child"
+        );
+        drop(tree.exited(a.key, failed("a failed")));
+        assert!(
+            c.token.is_cancelled() && !b.token.is_cancelled(),
+            "the last first"
+        );
+        let effects = tree.exited(c.key, ok());
+        assert!(effects.starts.is_empty());
+        assert!(b.token.is_cancelled(), "then the one before it");
+        let effects = tree.exited(b.key, ok());
+        assert_eq!(
+            dns(&effects),
+            ["root.b", "root.c"],
+            "then all start, in add order"
+        );
+        assert_eq!(effects.timers.len(), 1);
+    }
+
+    #[test]
+    fn an_ordered_group_stops_in_turn_when_its_parent_is_cancelled() {
+        let (mut tree, token) = tree();
+        let root = root_of(&mut tree);
+        let p = Restart::Permanent;
+        let members = [("a", p), ("b", p)];
+        let [a, b] = <[Start; 2]>::try_from(group(
+            &mut tree,
+            &root,
+            &members,
+            policy(Strategy::OneForAll, true),
+        ))
+        .ok()
+        .unwrap();
+        tree.cancelling();
+        token.cancel();
+        assert!(!a.token.is_cancelled() && !b.token.is_cancelled());
+        drop(tree.parent_cancelled(root.key, 0));
+        assert!(b.token.is_cancelled() && !a.token.is_cancelled());
+        drop(tree.exited(b.key, ok()));
+        assert!(a.token.is_cancelled());
     }
 }

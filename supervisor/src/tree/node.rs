@@ -7,22 +7,26 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeState;
-use crate::backoff::{Backoff, BackoffState};
+use crate::backoff::BackoffState;
 use crate::error::{NameUse, RunError, panic_message_dropped};
 use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
+use crate::policy::Policy;
 use crate::runnable::DynRunnable;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use super::group::GroupSlot;
 use super::{Effects, Key, NodeId, Note, Start, Tree};
 
 /// One node. A large tree has one per runnable, so it is kept small: what only parents
-/// need is boxed apart ([`Children`]), and the backoff policy is shared by the group.
+/// need is boxed apart ([`Children`]), and the policy is shared by the group.
 pub(super) struct Node {
     pub(super) dn: Arc<str>,
     pub(super) runnable: Arc<dyn DynRunnable>,
+    /// Its restart kind, shutdown and backoff.
+    pub(super) policy: Arc<Policy>,
     /// When the node entered its state: nanoseconds since the tree's `epoch`.
     pub(super) since: u64,
     /// Why it last failed.
@@ -50,7 +54,43 @@ pub(super) struct Node {
     /// thread through its grace period.
     pub(super) cancelled_at: u64,
     pub(super) running: bool,
-    pub(super) restart_pending: bool,
+    pub(super) pending: Pending,
+    /// A member of an ordered group: its token is not its parent's child, and the tree
+    /// cancels it in turn.
+    pub(super) ordered: bool,
+    /// Whether it is being aborted with an ancestor (or by its own policy), and how.
+    pub(super) kill: Kill,
+}
+
+/// Where a node is in a restart the tree has decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pending {
+    /// No restart decided.
+    None,
+    /// Part of its group's decided restart; waiting for its subtree to return.
+    Group,
+    /// Part of its group's decided restart, returned; waiting for the other members.
+    GroupReady,
+    /// Waiting out its backoff.
+    Backoff,
+}
+
+impl Pending {
+    /// The restart is decided and the incarnation is over: its names are forgotten, and its
+    /// context may no longer act.
+    pub(super) fn decided(self) -> bool {
+        matches!(self, Pending::GroupReady | Pending::Backoff)
+    }
+}
+
+/// Why a node is being dropped from outside its own policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kill {
+    None,
+    /// A `Brutal` node (itself, or an ancestor) was dropped: the subtree ends `Canceled`.
+    Brutal,
+    /// A node's shutdown timeout ran out (itself, or an ancestor's): the subtree ends `Dead`.
+    Timeout,
 }
 
 /// What a node that has started children or made sub-loggers holds of them: every name
@@ -59,8 +99,8 @@ pub(super) struct Node {
 pub(super) struct Children {
     /// Every child, group by group, in start order.
     pub(super) ids: SmallVec<[NodeId; 2]>,
-    /// Where each group ends in `ids`.
-    pub(super) group_ends: SmallVec<[usize; 1]>,
+    /// Each group: where it ends in `ids`, its settings and restart state.
+    pub(super) groups: SmallVec<[GroupSlot; 1]>,
     /// The children by name, once there are more than [`INDEXED_FROM`]: their slots, hashed
     /// by the name hash their nodes keep (so each name is stored once, in the child's DN).
     /// Fewer are found by going through `ids`, which costs less than keeping a table.
@@ -71,8 +111,8 @@ pub(super) struct Children {
 
 impl Children {
     pub(super) fn group(&self, group: usize) -> &[NodeId] {
-        let start = group.checked_sub(1).map_or(0, |g| self.group_ends[g]);
-        &self.ids[start..self.group_ends[group]]
+        let start = group.checked_sub(1).map_or(0, |g| self.groups[g].end);
+        &self.ids[start..self.groups[group].end]
     }
 }
 
@@ -206,7 +246,7 @@ impl Tree {
     /// names forgotten already, and what its old context reserved would outlive it into the
     /// next incarnation.
     pub(super) fn acting(&self, key: Key) -> Option<&Node> {
-        self.current(key).filter(|n| !n.restart_pending)
+        self.current(key).filter(|n| !n.pending.decided())
     }
 
     pub(super) fn set_state(&mut self, id: NodeId, state: NodeState) {
@@ -252,24 +292,28 @@ impl Tree {
         effects
     }
 
+    /// Adds a node below `parent`, in its group `group`, with a token of its own if it is an
+    /// ordered member and else a child of its parent's (of the supervisor's, for the root).
     pub(super) fn insert(
         &mut self,
         dn: Arc<str>,
         parent: Option<NodeId>,
         group: usize,
-        token: CancellationToken,
         runnable: Arc<dyn DynRunnable>,
-        backoff: Arc<Backoff>,
+        policy: Arc<Policy>,
+        ordered: bool,
     ) -> NodeId {
+        let token = self.token_below(parent, ordered);
         let node = Node {
             dn,
             runnable,
+            backoff: BackoffState::new(&policy.backoff),
+            policy,
             since: self.epoch.now(),
             last_error: None,
             incarnation: 0,
             token,
             children: None,
-            backoff: BackoffState::new(backoff),
             parent,
             group,
             running_below: 0,
@@ -279,7 +323,9 @@ impl Tree {
             failed: false,
             cancelled_at: 0,
             running: false,
-            restart_pending: false,
+            pending: Pending::None,
+            ordered,
+            kill: Kill::None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -316,6 +362,7 @@ impl Tree {
         let incarnation = self.next_incarnation;
         self.set_running(id, true);
         self.activity.enter();
+        let register = self.register_all;
         let node = self.node_mut(id);
         node.incarnation = incarnation;
         Start {
@@ -323,6 +370,8 @@ impl Tree {
             dn: node.dn.clone(),
             token: node.token.clone(),
             runnable: node.runnable.clone(),
+            shutdown: node.policy.shutdown,
+            register,
         }
     }
 

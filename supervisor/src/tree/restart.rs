@@ -1,48 +1,76 @@
-//! Failure, the restart decision, and forgetting the children of a restarted node.
+//! Failure, the restart decision, and what follows from it: gathering a group's members,
+//! stopping an ordered group in turn, starting them again, escalating, aborting subtrees,
+//! and forgetting the children of a restarted node (DESIGN §4, §14).
+//!
+//! A restart is *decided* when a member fails (or, returning, turns out to have cancelled
+//! itself): it counts in its group's intensity window then, and the members to restart are
+//! marked [`Pending::Group`] and cancelled. Each member starts again once it and everything
+//! below it have returned (DESIGN §4) — the failed ones after their backoff, the others at
+//! once. An ordered group instead stops its members one at a time, marks each
+//! [`Pending::GroupReady`] once it has returned, and when the last has, starts them all
+//! again in add order.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::NodeState;
 use crate::error::Failure;
+use crate::policy::{Intensity, Restart, Shutdown, Strategy};
 use smallvec::SmallVec;
 
+use super::group::nanos;
+use super::node::{Kill, Pending};
 use super::{Effects, Key, NodeId, Note, Timer, Tree};
 
+/// A group's members, copied out so that the tree can be changed while going through them.
+type Members = SmallVec<[NodeId; 8]>;
+
 impl Tree {
-    /// How long after its grace period ran out `id` returned, if it did return late: from
-    /// the earliest time the tree cancelled it, an ancestor of it, or the whole tree. (A
-    /// cancellation the tree did not make — a runnable's own, a builder's token — is timed by
-    /// the task instead, from the first poll after it that did not return: a runnable that
-    /// blocks in the very poll that sees such a cancellation is not found out.)
+    /// How long after its shutdown deadline `id` returned, if it did return late: from the
+    /// earliest time the tree cancelled it, an ancestor whose cancellation reaches it, or
+    /// the whole tree, plus its own timeout. (A cancellation the tree did not make — a
+    /// runnable's own, a builder's token — is timed by the task instead, from the first
+    /// poll after it that did not return: a runnable that blocks in the very poll that sees
+    /// such a cancellation is not found out.) A `Brutal` or `Infinity` node is never late.
     pub(super) fn overrun(&self, id: NodeId, now: u64) -> Option<Duration> {
-        let mut cancelled = self.cancelled_at;
+        let Shutdown::Timeout(timeout) = self.node(id).policy.shutdown else {
+            return None;
+        };
+        let mut cancelled = 0;
+        let mut whole_tree = true;
         let mut cur = Some(id);
         while let Some(c) = cur {
             let node = self.node(c);
-            if node.cancelled_at != 0 && (cancelled == 0 || node.cancelled_at < cancelled) {
-                cancelled = node.cancelled_at;
+            cancelled = earliest(cancelled, node.cancelled_at);
+            if node.ordered {
+                // Above an ordered member, cancellations reach it only in its turn.
+                whole_tree = false;
+                break;
             }
             cur = node.parent;
+        }
+        if whole_tree {
+            cancelled = earliest(cancelled, self.cancelled_at);
         }
         if cancelled == 0 {
             return None;
         }
-        let deadline = cancelled.saturating_add(self.grace);
+        let deadline = cancelled.saturating_add(nanos(timeout));
         (now > deadline).then(|| Duration::from_nanos(now - deadline))
     }
 
-    /// Marks `id` dead and cancels it and its group siblings. Returns the siblings: one that
-    /// has already returned (Done) sends no event of its own, so the caller checks whether
-    /// they can restart — after this, as a restart forgets nodes.
+    /// Marks `id` dead and, if this is a new failure, decides what restarts. Returns the
+    /// nodes to check for a restart: a member that has already returned (Done) sends no
+    /// event of its own, so the caller checks them — after this, as a restart forgets nodes.
     ///
     /// A node that fails after its context was cancelled (aborted after the grace period,
     /// an error other than the cancellation error on its way out, a wrong signal during
     /// shutdown) is recorded dead, but its failure is not a new failure of its group:
     /// whatever cancelled it has dealt with its siblings, and cancelling them again would
     /// restart healthy neighbours once more for each slow one (two slow siblings would
-    /// abort each other forever).
+    /// abort each other forever). A temporary node's failure stops its own subtree only.
     pub(super) fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
         self.set_state(id, NodeState::Dead);
         // When it died is when the tree cancels it and its siblings.
@@ -52,34 +80,127 @@ impl Tree {
         node.last_error = Some(reason.clone());
         effects.notes.push(Note::Failed {
             dn: node.dn.clone(),
-            reason,
+            reason: reason.clone(),
         });
         if node.token.is_cancelled() {
             return Vec::new();
         }
         node.cancelled_at = now;
         node.token.cancel();
-        let node = self.node(id);
-        let Some(parent) = node.parent else {
+        if node.policy.restart == Restart::Temporary {
+            return Vec::new();
+        }
+        self.decide(id, now, &reason, effects)
+    }
+
+    /// Decides the restart that a new failure of `id` asks for: counts it, escalates if the
+    /// group is over its intensity, else marks and cancels the members to restart.
+    fn decide(&mut self, id: NodeId, now: u64, reason: &str, effects: &mut Effects) -> Vec<Key> {
+        if let Err(escalated) = self.count_restart(id, now, reason, effects) {
+            return escalated;
+        }
+        let Some(parent) = self.node(id).parent else {
+            // The root is a group of one, restarted by the supervisor.
+            self.node_mut(id).pending = Pending::Group;
             return Vec::new();
         };
-        let Some(children) = self.node(parent).children.as_deref() else {
-            unreachable!("{} is missing from its parent's children", node.dn)
+        let g = self.node(id).group;
+        let (members, policy) = self.group_of(parent, g);
+        let from = match policy.strategy {
+            Strategy::OneForAll => 0,
+            Strategy::RestForOne => members.iter().position(|&m| m == id).unwrap_or(0),
         };
-        let group: SmallVec<[NodeId; 4]> = children.group(node.group).iter().copied().collect();
-        let mut siblings = Vec::with_capacity(group.len());
-        for s in group.into_iter().filter(|&s| s != id) {
-            let sibling = self.node_mut(s);
-            if !sibling.token.is_cancelled() {
-                sibling.cancelled_at = now;
-                sibling.token.cancel();
+        let mut keys = Vec::with_capacity(members.len() - from);
+        let mut added = 0;
+        for &m in &members[from..] {
+            let member = self.node_mut(m);
+            // A member waiting out its own backoff restarts on its own timer.
+            if member.pending == Pending::None {
+                member.pending = Pending::Group;
+                added += 1;
             }
-            siblings.push(Key {
-                id: s,
-                incarnation: sibling.incarnation,
+            keys.push(Key {
+                id: m,
+                incarnation: member.incarnation,
             });
         }
-        siblings
+        if policy.ordered_shutdown {
+            self.slot_mut(parent, g).awaiting += added;
+            self.step(parent, g, effects);
+        } else {
+            for &m in &members[from..] {
+                let member = self.node_mut(m);
+                if !member.token.is_cancelled() {
+                    member.cancelled_at = now;
+                    member.token.cancel();
+                }
+            }
+        }
+        keys
+    }
+
+    /// Counts a restart of `id` decided at `now` in its group's window (the root's: the
+    /// supervisor's, with the builder's intensity). Over the intensity, the parent fails
+    /// instead — or, for the root, the tree gives up — and the nodes that failure asks to
+    /// check are returned as the error.
+    fn count_restart(
+        &mut self,
+        id: NodeId,
+        now: u64,
+        reason: &str,
+        effects: &mut Effects,
+    ) -> Result<(), Vec<Key>> {
+        let node = self.node(id);
+        let parent = node.parent;
+        let g = node.group;
+        let intensity = match parent {
+            Some(p) => self
+                .slot(p, g)
+                .policy()
+                .intensity
+                .or(self.default_intensity),
+            None => self.default_intensity,
+        };
+        let Some(intensity) = intensity else {
+            return Ok(());
+        };
+        let window = match parent {
+            Some(p) => self.slot_mut(p, g).window_mut(),
+            None => &mut self.root_window,
+        };
+        let count = window.record(now, intensity);
+        if count <= allowed(intensity) {
+            return Ok(());
+        }
+        let failure = Failure::Escalated {
+            count,
+            intensity,
+            last: [&*self.node(id).dn, ": ", reason].concat().into(),
+        };
+        match parent {
+            Some(p) => {
+                let parent = self.node_mut(p);
+                if parent.running {
+                    // Whatever it returns now, it has failed.
+                    parent.failed = true;
+                }
+                Err(self.fail(p, failure, effects))
+            }
+            None => {
+                self.give_up(failure.reason(), effects);
+                Err(Vec::new())
+            }
+        }
+    }
+
+    /// The root escalated: nothing restarts any more, and everything shuts down.
+    fn give_up(&mut self, reason: Arc<str>, effects: &mut Effects) {
+        effects.notes.push(Note::GaveUp {
+            reason: reason.clone(),
+        });
+        self.gave_up = Some(reason);
+        self.cancelling();
+        self.token.cancel();
     }
 
     /// Restarts what the failure or exit of a node, and the cancellation of `nodes`, may
@@ -96,7 +217,8 @@ impl Tree {
         }
     }
 
-    /// Restarts the subtree that `id`'s exit (or cancellation) may have made ready.
+    /// Moves on the restart that `id`'s exit (or cancellation) may have made ready: that
+    /// of the topmost cancelled node above it whose subtree has now wholly returned.
     pub(super) fn restart_from(&mut self, id: NodeId, effects: &mut Effects) {
         if self.token.is_cancelled() {
             return;
@@ -113,24 +235,106 @@ impl Tree {
         }
         let Some(top) = top else { return };
         let node = self.node(top);
-        if node.running_below > 0 || node.restart_pending {
+        if node.running_below > 0 {
             return;
         }
-        self.forget_children(top, effects);
-        let node = self.node(top);
-        // A node that cancelled itself waits out its backoff too, or it would restart in a
-        // hot loop (DESIGN §14).
-        if node.state == NodeState::Dead || node.cancelled_at == 0 {
-            let delay = self.next_delay(top);
+        match node.pending {
+            Pending::Backoff | Pending::GroupReady => {}
+            Pending::Group => self.member_ready(top, effects),
+            Pending::None => self.restart_alone(top, effects),
+        }
+    }
+
+    /// A member of a decided restart has wholly returned.
+    fn member_ready(&mut self, id: NodeId, effects: &mut Effects) {
+        self.forget_children(id, effects);
+        self.node_mut(id).pending = Pending::GroupReady;
+        let Some(parent) = self.node(id).parent else {
+            self.launch_member(id, effects);
+            return;
+        };
+        let g = self.node(id).group;
+        if !self.slot(parent, g).policy().ordered_shutdown {
+            // Each member restarts as soon as its own subtree has returned (DESIGN §4).
+            self.launch_member(id, effects);
+            return;
+        }
+        let slot = self.slot_mut(parent, g);
+        slot.awaiting -= 1;
+        if slot.awaiting == 0 {
+            let (members, _) = self.group_of(parent, g);
+            for m in members {
+                if self.node(m).pending == Pending::GroupReady {
+                    self.launch_member(m, effects);
+                }
+            }
+        } else if slot.policy().ordered_shutdown {
+            self.step(parent, g, effects);
+        }
+    }
+
+    /// Starts a gathered member again: one that failed (or cancelled itself) after its
+    /// backoff, one its group cancelled at once, a temporary one not at all.
+    fn launch_member(&mut self, id: NodeId, effects: &mut Effects) {
+        let node = self.node_mut(id);
+        node.pending = Pending::None;
+        if node.policy.restart == Restart::Temporary {
+            effects.notes.push(Note::NotRestarted {
+                dn: node.dn.clone(),
+                why: "it is temporary",
+            });
+            return;
+        }
+        let after_backoff = node.state == NodeState::Dead || node.cancelled_at == 0;
+        self.restart_one(id, after_backoff, effects);
+    }
+
+    /// A node whose subtree has returned with no restart decided for it: it cancelled
+    /// itself, or it is temporary, or it failed on its way out after cancelling itself.
+    fn restart_alone(&mut self, id: NodeId, effects: &mut Effects) {
+        self.forget_children(id, effects);
+        let node = self.node(id);
+        let why = match node.policy.restart {
+            Restart::Temporary => Some("it is temporary"),
+            Restart::Transient if node.state != NodeState::Dead => {
+                Some("it is transient and ended normally")
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            effects.notes.push(Note::NotRestarted {
+                dn: node.dn.clone(),
+                why,
+            });
+            return;
+        }
+        // Restarted like a failed node (DESIGN §14): decided now, and counted.
+        let reason = node
+            .last_error
+            .clone()
+            .filter(|_| node.state == NodeState::Dead)
+            .unwrap_or_else(|| Arc::from("cancelled itself"));
+        let now = self.epoch.now().max(1);
+        match self.count_restart(id, now, &reason, effects) {
+            Ok(()) => self.restart_one(id, true, effects),
+            Err(escalated) => self.restart_all(escalated, effects),
+        }
+    }
+
+    /// Starts `id` again, at once or after its backoff.
+    fn restart_one(&mut self, id: NodeId, after_backoff: bool, effects: &mut Effects) {
+        if after_backoff {
+            let delay = self.next_delay(id);
             if !delay.is_zero() {
-                let node = self.node_mut(top);
-                node.restart_pending = true;
+                self.backoffs += 1;
+                let node = self.node_mut(id);
+                node.pending = Pending::Backoff;
                 let dn = node.dn.clone();
                 let key = Key {
-                    id: top,
+                    id,
                     incarnation: node.incarnation,
                 };
-                let parent = self.parent_token(top).clone();
+                let parent = self.parent_token(id).clone();
                 effects.notes.push(Note::Restarting { dn, delay });
                 effects.timers.push(Timer {
                     key,
@@ -142,17 +346,90 @@ impl Tree {
             }
         }
         effects.notes.push(Note::Restarting {
-            dn: self.node(top).dn.clone(),
+            dn: self.node(id).dn.clone(),
             delay: Duration::ZERO,
         });
-        self.start_again(top, effects);
+        self.start_again(id, effects);
+    }
+
+    /// Stops the next member of the ordered group `g` of `parent`: once no member is being
+    /// waited for, the last one in add order that is to stop — every member when the parent
+    /// is cancelled, else those of the decided restart. A member with nothing running is
+    /// passed at once. (O(members) a step: groups are small.)
+    pub(super) fn step(&mut self, parent: NodeId, g: usize, effects: &mut Effects) {
+        let parent_cancelled = self.node(parent).token.is_cancelled();
+        let (members, _) = self.group_of(parent, g);
+        let stopping = members.iter().any(|&m| {
+            let n = self.node(m);
+            n.token.is_cancelled() && n.running_below > 0
+        });
+        if stopping {
+            return;
+        }
+        let now = self.epoch.now().max(1);
+        for &m in members.iter().rev() {
+            let n = self.node_mut(m);
+            if n.token.is_cancelled() || !(parent_cancelled || n.pending == Pending::Group) {
+                continue;
+            }
+            n.cancelled_at = now;
+            n.token.cancel();
+            if n.running_below > 0 {
+                return;
+            }
+            if !parent_cancelled {
+                // Gathered at once; that moves the group on (the next step, or the start).
+                self.member_ready(m, effects);
+                return;
+            }
+        }
+    }
+
+    /// Drops what still runs below `id`, which was just aborted (`kind` says how): each
+    /// running node is marked, cancelled if it was not (an ordered member waiting its turn),
+    /// and told through its registered [`Abort`](super::Abort), if it has one; one that has
+    /// not registered yet is told when it does.
+    pub(super) fn kill_below(&mut self, id: NodeId, kind: Kill) {
+        let now = self.epoch.now().max(1);
+        let mut stack: Members = self.children_of(id);
+        while let Some(c) = stack.pop() {
+            let node = self.node_mut(c);
+            if node.running_below == 0 {
+                continue;
+            }
+            if node.kill == Kill::None {
+                node.kill = kind;
+            }
+            if !node.token.is_cancelled() {
+                node.cancelled_at = now;
+                node.token.cancel();
+            }
+            if node.running
+                && let Some(abort) = self.aborts.get(&c)
+            {
+                abort.abort();
+            }
+            stack.extend(self.children_of(c));
+        }
+    }
+
+    /// The DN of the node whose abort reached `id`: the topmost of the marked ancestors.
+    pub(super) fn kill_origin(&self, id: NodeId) -> Arc<str> {
+        let mut origin = id;
+        while let Some(p) = self.node(origin).parent {
+            if self.node(p).kill == Kill::None {
+                break;
+            }
+            origin = p;
+        }
+        self.node(origin).dn.clone()
     }
 
     pub(super) fn next_delay(&mut self, id: NodeId) -> Duration {
         let Some(node) = self.slots[id].as_mut() else {
             unreachable!("node {id} is referenced but its slot is empty")
         };
-        node.backoff.next_delay(&mut self.rng)
+        node.backoff.next_delay(&node.policy.backoff, &mut self.rng)
     }
 
     pub(super) fn parent_token(&self, id: NodeId) -> &CancellationToken {
@@ -162,15 +439,28 @@ impl Tree {
         }
     }
 
+    /// A token for a new incarnation of a node below `parent`: a child of the parent's (of
+    /// the supervisor's, for the root), or one of its own for an ordered member, which the
+    /// tree cancels in its turn.
+    pub(super) fn token_below(&self, parent: Option<NodeId>, ordered: bool) -> CancellationToken {
+        match parent {
+            _ if ordered => CancellationToken::new(),
+            Some(p) => self.node(p).token.child_token(),
+            None => self.token.child_token(),
+        }
+    }
+
     pub(super) fn start_again(&mut self, id: NodeId, effects: &mut Effects) {
-        let token = self.parent_token(id).child_token();
+        let node = self.node(id);
+        let token = self.token_below(node.parent, node.ordered);
         let node = self.node_mut(id);
         node.token = token;
         // Normally already forgotten; nothing of the last incarnation may reach the next.
         node.children = None;
         node.failed = false;
         node.cancelled_at = 0;
-        node.restart_pending = false;
+        node.pending = Pending::None;
+        node.kill = Kill::None;
         node.restarts += 1;
         self.set_state(id, NodeState::New);
         effects.starts.push(self.launch(id));
@@ -183,7 +473,7 @@ impl Tree {
         };
         let mut stack = children.ids;
         while let Some(c) = stack.pop() {
-            if self.node(c).restart_pending {
+            if self.node(c).pending == Pending::Backoff {
                 self.drop_restart(c, effects);
             }
             if let Some(node) = self.slots[c].take() {
@@ -198,10 +488,57 @@ impl Tree {
     }
 
     pub(super) fn drop_restart(&mut self, id: NodeId, effects: &mut Effects) {
-        self.node_mut(id).restart_pending = false;
+        self.backoffs -= 1;
+        self.node_mut(id).pending = Pending::None;
         self.set_state(id, NodeState::Canceled);
         effects.notes.push(Note::RestartDropped {
             dn: self.node(id).dn.clone(),
         });
     }
+
+    /// The members of group `g` of `parent`, and its settings.
+    fn group_of(&self, parent: NodeId, g: usize) -> (Members, crate::policy::GroupPolicy) {
+        let Some(children) = self.node(parent).children.as_deref() else {
+            unreachable!("{} has a group but no children", self.node(parent).dn)
+        };
+        (
+            children.group(g).iter().copied().collect(),
+            children.groups[g].policy(),
+        )
+    }
+
+    fn children_of(&self, id: NodeId) -> Members {
+        self.node(id)
+            .children
+            .as_deref()
+            .map(|c| c.ids.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn slot(&self, parent: NodeId, g: usize) -> &super::group::GroupSlot {
+        match self.node(parent).children.as_deref() {
+            Some(children) => &children.groups[g],
+            None => unreachable!("{} has a group but no children", self.node(parent).dn),
+        }
+    }
+
+    pub(super) fn slot_mut(&mut self, parent: NodeId, g: usize) -> &mut super::group::GroupSlot {
+        match self.node_mut(parent).children.as_deref_mut() {
+            Some(children) => &mut children.groups[g],
+            None => unreachable!("a node has a group but no children"),
+        }
+    }
+}
+
+/// The earlier of two times on the tree's clock, 0 meaning "never".
+fn earliest(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, t) | (t, 0) => t,
+        (a, b) => a.min(b),
+    }
+}
+
+/// How many restarts `intensity` allows, as a count.
+fn allowed(intensity: Intensity) -> usize {
+    usize::try_from(intensity.max_restarts()).unwrap_or(usize::MAX)
 }
