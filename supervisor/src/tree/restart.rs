@@ -73,8 +73,10 @@ impl Tree {
     /// abort each other forever). A temporary node's failure stops its own subtree only.
     pub(super) fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
         self.set_state(id, NodeState::Dead);
-        // When it died is when the tree cancels it and its siblings.
-        let now = self.node(id).since.max(1);
+        // When it died is when the restart is decided, and when the tree cancels it and its
+        // siblings (0 means "not cancelled" there).
+        let died = self.node(id).since;
+        let now = died.max(1);
         let node = self.node_mut(id);
         let reason = failure.reason();
         node.last_error = Some(reason.clone());
@@ -90,13 +92,15 @@ impl Tree {
         if node.policy.restart == Restart::Temporary {
             return Vec::new();
         }
-        self.decide(id, now, &reason, effects)
+        self.decide(id, died, &reason, effects)
     }
 
-    /// Decides the restart that a new failure of `id` asks for: counts it, escalates if the
-    /// group is over its intensity, else marks and cancels the members to restart.
-    fn decide(&mut self, id: NodeId, now: u64, reason: &str, effects: &mut Effects) -> Vec<Key> {
-        if let Err(escalated) = self.count_restart(id, now, reason, effects) {
+    /// Decides the restart that a new failure of `id` at `died` asks for: counts it,
+    /// escalates if the group is over its intensity, else marks and cancels the members to
+    /// restart.
+    fn decide(&mut self, id: NodeId, died: u64, reason: &str, effects: &mut Effects) -> Vec<Key> {
+        let now = died.max(1);
+        if let Err(escalated) = self.count_restart(id, died, reason, effects) {
             return escalated;
         }
         let Some(parent) = self.node(id).parent else {
@@ -306,6 +310,15 @@ impl Tree {
                 dn: node.dn.clone(),
                 why,
             });
+            if node.parent.is_none() && node.state != NodeState::Done {
+                // A root that will not run again, and did not finish: the tree gave up.
+                let mut reason = format!("is {} and not restarted ({why})", node.state.name());
+                if let Some(error) = node.last_error.as_deref() {
+                    reason.push_str(": ");
+                    reason.push_str(error);
+                }
+                self.give_up(reason.into(), effects);
+            }
             return;
         }
         // Restarted like a failed node (DESIGN §14): decided now, and counted.
@@ -314,7 +327,7 @@ impl Tree {
             .clone()
             .filter(|_| node.state == NodeState::Dead)
             .unwrap_or_else(|| Arc::from("cancelled itself"));
-        let now = self.epoch.now().max(1);
+        let now = self.epoch.now();
         match self.count_restart(id, now, &reason, effects) {
             Ok(()) => self.restart_one(id, true, effects),
             Err(escalated) => self.restart_all(escalated, effects),
