@@ -8,6 +8,7 @@
 //! cargo run --example demo -- --metrics 127.0.0.1:9100   # Prometheus metrics at /metrics
 //! cargo run --example demo -- --status 2     # the tree's status every 2 seconds
 //! cargo run --example demo -- --describe     # the declared tree, then exit
+//! cargo run --example demo -- --give-up-after 0   # give up at flaky's first failure
 //! ```
 //!
 //! The tree:
@@ -27,6 +28,10 @@
 //! for an application that keeps its own subscriber); with `--logs`, the whole log tree is
 //! followed live instead, in the concise terminal form. On Ctrl-C, SIGTERM or the end of
 //! `--for`, the tree is cancelled, every runnable returns, and the demo exits 0.
+//!
+//! Every group may restart at most `--give-up-after` times (default 20) in 10 seconds; past
+//! that its parent fails, and when the root does, the tree gives up and the demo exits 1 —
+//! so that systemd (`Restart=on-failure`) or Kubernetes starts the process afresh.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,8 +42,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{
-    Context, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry, runnable,
-    shutdown_signal, supervision_tree,
+    Context, Ended, Intensity, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry,
+    runnable, shutdown_signal, supervision_tree,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -48,13 +53,16 @@ use tracing_subscriber::prelude::*;
 
 const USAGE: &str =
     "usage: demo [--port <port>] [--for <seconds>] [--logs] [--status <secs>] [--describe]
+            [--metrics <addr>] [--give-up-after <n>]
 
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
   --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
   --logs            follow the whole log tree live (concise form, $COLUMNS wide)
   --metrics <addr>  serve Prometheus metrics at http://<addr>/metrics (a loopback address)
   --status <secs>   print the tree's status every <secs> seconds
-  --describe        print the declared tree and exit";
+  --describe        print the declared tree and exit
+  --give-up-after <n>  restarts a group may have in 10 s before its parent fails
+                    (default 20); the demo exits 1 when the root gives up";
 
 struct Args {
     port: u16,
@@ -63,6 +71,7 @@ struct Args {
     status: Option<Duration>,
     describe: bool,
     metrics: Option<SocketAddr>,
+    give_up_after: u32,
 }
 
 impl Args {
@@ -74,6 +83,7 @@ impl Args {
             status: None,
             describe: false,
             metrics: None,
+            give_up_after: 20,
         };
         while let Some(arg) = args.next() {
             let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -88,6 +98,12 @@ impl Args {
                 "--status" => parsed.status = Some(seconds("--status", &value("--status")?)?),
                 "--logs" => parsed.logs = true,
                 "--describe" => parsed.describe = true,
+                "--give-up-after" => {
+                    let v = value("--give-up-after")?;
+                    parsed.give_up_after = v
+                        .parse()
+                        .map_err(|_| format!("--give-up-after {v:?}: not a count of restarts"))?;
+                }
                 "--metrics" => {
                     let v = value("--metrics")?;
                     let addr: SocketAddr = v.parse().map_err(|_| {
@@ -154,7 +170,12 @@ async fn main() -> ExitCode {
 
     let port = Arc::new(AtomicU16::new(args.port));
     let registry = prometheus::Registry::new();
-    let mut builder = Supervisor::builder().metrics(StatePrinter::spawn());
+    let Ok(intensity) = Intensity::new(args.give_up_after, Duration::from_secs(10)) else {
+        unreachable!("the period is not zero")
+    };
+    let mut builder = Supervisor::builder()
+        .metrics(StatePrinter::spawn())
+        .intensity(intensity);
     let endpoint = match args.metrics {
         Some(addr) => match PrometheusMetrics::new(&registry) {
             Ok(exporter) => {
@@ -196,6 +217,10 @@ async fn main() -> ExitCode {
     let reason = tokio::select! {
         reason = stop_requested(args.run_for) => reason,
         ended = sup.clone().wait() => {
+            if let Ended::GaveUp { reason } = ended {
+                eprintln!("demo: the tree gave up: {reason}");
+                return ExitCode::FAILURE;
+            }
             println!("the tree ended by itself ({ended:?})");
             return ExitCode::SUCCESS;
         }

@@ -185,8 +185,11 @@ impl fmt::Debug for ProcessSignal {
 /// own line buffer, or as leveled entries with [`CommandOptions::parse_klog`].
 ///
 /// On cancellation the process group gets `SIGTERM`; if the process has not exited four
-/// fifths into the node's shutdown grace period, the group gets `SIGKILL` (the rest of the
-/// grace is for the kill to be reaped and the last output read). Whenever the process has
+/// fifths into the node's shutdown timeout ([`Shutdown`](crate::Shutdown): the builder's
+/// grace unless its spec says otherwise), the group gets `SIGKILL` (the rest of the
+/// timeout is for the kill to be reaped and the last output read). Under
+/// `Shutdown::Infinity` it waits for the process however long it takes; under
+/// `Shutdown::Brutal` the runnable is dropped at once, which kills the group. Whenever the process has
 /// exited, anything left in its group is killed with `SIGKILL`. Each signal sent is logged
 /// at the node's DN. Should the runnable be dropped all the same (aborted), the group is
 /// killed then. So nothing the command started outlives
@@ -335,8 +338,9 @@ async fn run(
     };
     let (drain, killed) = match status {
         None => {
+            // `Infinity` is `Duration::MAX`: four fifths of it, without overflowing.
             let grace = ctx.shutdown_grace();
-            let killed = terminate(&mut child, &group, grace * 4 / 5).await;
+            let killed = terminate(&mut child, &group, grace - grace / 5).await;
             (DRAIN.min(grace / 10), killed)
         }
         Some(_) => (DRAIN, false),

@@ -359,8 +359,8 @@ impl fmt::Display for Failure {
                 last,
             } => write!(
                 f,
-                "gave up: {count} restarts within {:?}, more than its intensity allows ({} in \
-                 {:?}); last failure: {last}",
+                "too many restarts: {count} within {:?}, more than its intensity allows ({} \
+                 in {:?}); last failure: {last}",
                 intensity.period(),
                 intensity.max_restarts(),
                 intensity.period(),

@@ -274,7 +274,7 @@ impl Shared {
             ),
             Note::NotRestarted { dn, why } => (dn, format!("not restarting {dn}: {why}")),
             Note::GaveUp { reason } => {
-                let text = format!("the tree gave up, shutting down: the root {reason}");
+                let text = format!("the tree gave up, shutting down: {reason}");
                 tracing::error!(target: "supervisor", parent: None, "{text}");
                 self.log.log_text(Severity::Error, text, now);
                 return;

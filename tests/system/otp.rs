@@ -171,7 +171,7 @@ async fn intensity_zero_escalates_on_the_first_failure() {
         .unwrap();
     assert_eq!(
         error,
-        "gave up: 1 restarts within 5s, more than its intensity allows (0 in 5s); last \
+        "too many restarts: 1 within 5s, more than its intensity allows (0 in 5s); last \
          failure: root.sup.child: returned error: boom"
     );
     // The ordinary rules then apply to the parent: its own group restarts it, and it starts
@@ -260,11 +260,17 @@ async fn escalation_through_two_levels_gives_the_tree_up() {
     };
     // The root's reason names its own window, and the chain of last failures below it.
     assert!(
-        reason.starts_with("gave up: 1 restarts within 5s"),
+        reason.starts_with("root: too many restarts: 1 within 5s"),
         "{reason}"
     );
-    assert!(reason.contains("last failure: root: gave up"), "{reason}");
-    assert!(reason.contains("root.mid: gave up"), "{reason}");
+    assert!(
+        reason.contains("last failure: root: too many restarts"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("last failure: root.mid: too many restarts"),
+        "{reason}"
+    );
     assert!(
         reason.ends_with("root.mid.leaf: returned error: leaf broke"),
         "{reason}"

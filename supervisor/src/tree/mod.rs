@@ -903,7 +903,7 @@ mod tests {
         assert_eq!(reasons[1].0, "root");
         assert_eq!(
             reasons[1].1,
-            "gave up: 1 restarts within 5s, more than its intensity allows (0 in 5s); last \
+            "too many restarts: 1 within 5s, more than its intensity allows (0 in 5s); last \
              failure: root.a: returned error: boom"
         );
         assert!(root.token.is_cancelled());

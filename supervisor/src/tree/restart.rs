@@ -191,7 +191,7 @@ impl Tree {
                 Err(self.fail(p, failure, effects))
             }
             None => {
-                self.give_up(failure.reason(), effects);
+                self.give_up(format!("root: {failure}").into(), effects);
                 Err(Vec::new())
             }
         }
@@ -312,7 +312,7 @@ impl Tree {
             });
             if node.parent.is_none() && node.state != NodeState::Done {
                 // A root that will not run again, and did not finish: the tree gave up.
-                let mut reason = format!("is {} and not restarted ({why})", node.state.name());
+                let mut reason = format!("root: {} and not restarted ({why})", node.state.name());
                 if let Some(error) = node.last_error.as_deref() {
                     reason.push_str(": ");
                     reason.push_str(error);
