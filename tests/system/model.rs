@@ -1,48 +1,107 @@
-//! A reference model of DESIGN §3–5, checked against the real supervisor on generated trees
-//! and event sequences (proptest), under paused time, after every settled step.
+//! A reference model of DESIGN §3–5 and §14, checked against the real supervisor on
+//! generated trees and event sequences (proptest), under paused time, after every settled
+//! step.
 //!
-//! The model is plain: a failure of node X (error, panic, `Ok` while not Done, illegal
-//! signal) restarts X's subtree and the subtrees of X's group siblings; every node in them
-//! ends in a fresh incarnation, Healthy. A Done node stays Done unless its parent or group
-//! restarts. Cancelling the supervisor ends every running node Canceled, or Dead if it
-//! ignores cancellation (aborted after the grace period); exited nodes keep their state.
-//! Restart counts are compared as "restarted in this step or not".
+//! The model is plain. A failure of node X (error, panic, `Ok` from a permanent node while
+//! not Done, illegal signal) is a decision of X's group: it counts once in the group's
+//! window, and past the group's intensity its parent fails instead (escalation, the same
+//! rules one level up). Otherwise X's subtree restarts with those of its group siblings
+//! (one_for_all) or of the siblings added after it (rest_for_one); every node in them ends
+//! in a fresh incarnation, Healthy — but a temporary sibling, which ends as its shutdown
+//! says and is not started again (its children are forgotten). A temporary X's failure is
+//! its own: X is Dead, its children forgotten, nothing else moves. A transient or temporary
+//! node returning `Ok` is Done. A Done node stays Done unless its parent or group restarts.
+//! Cancelling the supervisor ends every running node Canceled; one that ignores
+//! cancellation ends with the first abort to reach it — its own or a running ancestor's
+//! (`Brutal` at once: Canceled; a timeout: Dead). Exited nodes keep their state. Restart
+//! counts are compared as "restarted in this step or not". The ordered shutdown is not
+//! generated here: it changes when nodes stop, not how they end (tests/system/otp.rs
+//! checks its order).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use proptest::prelude::*;
-use supervisor::{Context, Group, NodeState, Runnable, Signal, Supervisor};
+use supervisor::{
+    Context, Group, Intensity, NodeState, Restart, Runnable, Shutdown, Signal, Spec,
+    Strategy as GroupStrategy, Supervisor,
+};
 use tokio::sync::mpsc;
 
-/// A generated node: whether it ignores cancellation, and its children by group.
+/// A generated node: how it is supervised, whether it ignores cancellation, and its
+/// children by group.
 #[derive(Clone, Debug)]
-struct Spec {
+struct Shape {
     ignores_cancel: bool,
-    groups: Vec<Vec<Spec>>,
+    kind: Restart,
+    /// `None`: the builder's grace (5 s).
+    shutdown: Option<Shutdown>,
+    groups: Vec<GroupShape>,
 }
 
-fn spec(depth: u32) -> BoxedStrategy<Spec> {
-    let leaf = any::<bool>()
-        .prop_map(|i| Spec {
-            ignores_cancel: i,
-            groups: Vec::new(),
-        })
-        .boxed();
-    if depth == 0 {
-        return leaf;
-    }
-    let child = spec(depth - 1);
+#[derive(Clone, Debug)]
+struct GroupShape {
+    strategy: GroupStrategy,
+    /// Restarts allowed within the hour (longer than any case), if limited.
+    limit: Option<u32>,
+    members: Vec<Shape>,
+}
+
+fn kind() -> impl Strategy<Value = Restart> {
+    prop_oneof![
+        6 => Just(Restart::Permanent),
+        2 => Just(Restart::Transient),
+        2 => Just(Restart::Temporary),
+    ]
+}
+
+/// A node that ignores its cancellation needs a deadline of its own, or the tree could
+/// never stop.
+fn shutdown(ignores_cancel: bool) -> impl Strategy<Value = Option<Shutdown>> {
+    prop_oneof![
+        5 => Just(None),
+        2 => Just(Some(Shutdown::Brutal)),
+        2 => Just(Some(Shutdown::Timeout(Duration::from_secs(1)))),
+        2 => Just((!ignores_cancel).then_some(Shutdown::Infinity)),
+    ]
+}
+
+fn group_shape(child: BoxedStrategy<Shape>) -> impl Strategy<Value = GroupShape> {
     (
-        prop::bool::weighted(0.2),
-        prop::collection::vec(prop::collection::vec(child, 1..=2), 0..=2),
+        prop_oneof![
+            Just(GroupStrategy::OneForAll),
+            Just(GroupStrategy::RestForOne)
+        ],
+        prop_oneof![6 => Just(None), 2 => Just(Some(0)), 2 => Just(Some(1)), 1 => Just(Some(2))],
+        prop::collection::vec(child, 1..=3),
     )
-        .prop_map(|(ignores_cancel, groups)| Spec {
-            ignores_cancel,
-            groups,
+        .prop_map(|(strategy, limit, members)| GroupShape {
+            strategy,
+            limit,
+            members,
         })
-        .boxed()
+}
+
+fn shape(depth: u32) -> BoxedStrategy<Shape> {
+    let node = |ignores: BoxedStrategy<bool>, groups: BoxedStrategy<Vec<GroupShape>>| {
+        (ignores, kind(), groups)
+            .prop_flat_map(|(ignores_cancel, kind, groups)| {
+                shutdown(ignores_cancel).prop_map(move |shutdown| Shape {
+                    ignores_cancel,
+                    kind,
+                    shutdown,
+                    groups: groups.clone(),
+                })
+            })
+            .boxed()
+    };
+    if depth == 0 {
+        return node(any::<bool>().boxed(), Just(Vec::new()).boxed());
+    }
+    let groups = prop::collection::vec(group_shape(shape(depth - 1)), 0..=2).boxed();
+    node(prop::bool::weighted(0.2).boxed(), groups)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +125,8 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+const PERIOD: Duration = Duration::from_secs(3600);
+
 // ---------------------------------------------------------------------------------------
 // The real side: remote-controlled runnables that start their children, signal Healthy,
 // then do what they are told.
@@ -86,9 +147,9 @@ impl Remotes {
     }
 }
 
-fn node(spec: Arc<Spec>, remotes: Arc<Remotes>) -> impl Runnable {
+fn node(shape: Arc<Shape>, remotes: Arc<Remotes>) -> impl Runnable {
     move |ctx: Context| {
-        let (spec, remotes) = (spec.clone(), remotes.clone());
+        let (shape, remotes) = (shape.clone(), remotes.clone());
         async move {
             let dn = ctx.dn().to_owned();
             let (tx, mut rx) = mpsc::unbounded_channel();
@@ -101,12 +162,20 @@ fn node(spec: Arc<Spec>, remotes: Arc<Remotes>) -> impl Runnable {
                 .or_default()
                 .fetch_add(1, Ordering::SeqCst);
             let mut n = 0;
-            for group in &spec.groups {
-                let mut g = Group::new();
-                for child in group {
-                    g = g.add(
+            for group in &shape.groups {
+                let mut g = Group::new().strategy(group.strategy);
+                if let Some(limit) = group.limit {
+                    g = g.intensity(Intensity::new(limit, PERIOD)?);
+                }
+                for child in &group.members {
+                    let mut spec = Spec::new().restart(child.kind);
+                    if let Some(shutdown) = child.shutdown {
+                        spec = spec.shutdown(shutdown);
+                    }
+                    g = g.add_with(
                         &format!("c{n}"),
                         node(Arc::new(child.clone()), remotes.clone()),
+                        spec,
                     );
                     n += 1;
                 }
@@ -115,7 +184,7 @@ fn node(spec: Arc<Spec>, remotes: Arc<Remotes>) -> impl Runnable {
             ctx.signal(Signal::Healthy);
             loop {
                 let action = tokio::select! {
-                    () = ctx.cancelled(), if !spec.ignores_cancel => return Ok(()),
+                    () = ctx.cancelled(), if !shape.ignores_cancel => return Ok(()),
                     a = rx.recv() => match a {
                         Some(a) => a,
                         None => std::future::pending().await,
@@ -149,8 +218,14 @@ struct MNode {
     group: usize,
     children: Vec<usize>,
     ignores_cancel: bool,
+    kind: Restart,
+    shutdown: Shutdown,
+    /// Each group's strategy, limit, and restarts decided in this incarnation.
+    groups: Vec<(GroupStrategy, Option<u32>, u32)>,
     state: NodeState,
     running: bool,
+    /// Forgotten: a child of a temporary node that ended and was not started again.
+    present: bool,
 }
 
 struct Model {
@@ -158,26 +233,41 @@ struct Model {
 }
 
 impl Model {
-    fn new(spec: &Spec) -> Model {
+    fn new(shape: &Shape) -> Model {
         let mut model = Model { nodes: Vec::new() };
-        model.add(spec, "root".into(), None, 0);
+        model.add(shape, "root".into(), None, 0);
         model
     }
 
-    fn add(&mut self, spec: &Spec, dn: String, parent: Option<usize>, group: usize) -> usize {
+    fn add(&mut self, shape: &Shape, dn: String, parent: Option<usize>, group: usize) -> usize {
         let id = self.nodes.len();
         self.nodes.push(MNode {
             dn: dn.clone(),
             parent,
             group,
             children: Vec::new(),
-            ignores_cancel: spec.ignores_cancel,
+            ignores_cancel: shape.ignores_cancel,
+            kind: if parent.is_some() {
+                shape.kind
+            } else {
+                Restart::Permanent
+            },
+            shutdown: match parent {
+                Some(_) => shape.shutdown.unwrap_or(Shutdown::Timeout(GRACE)),
+                None => Shutdown::Timeout(GRACE),
+            },
+            groups: shape
+                .groups
+                .iter()
+                .map(|g| (g.strategy, g.limit, 0))
+                .collect(),
             state: NodeState::Healthy,
             running: true,
+            present: true,
         });
         let mut n = 0;
-        for (g, members) in spec.groups.iter().enumerate() {
-            for child in members {
+        for (g, group) in shape.groups.iter().enumerate() {
+            for child in &group.members {
                 let c = self.add(child, format!("{dn}.c{n}"), Some(id), g);
                 self.nodes[id].children.push(c);
                 n += 1;
@@ -195,59 +285,153 @@ impl Model {
 
     /// Applies `action` on node `id`; returns the DNs restarted.
     fn apply(&mut self, id: usize, action: Action) -> BTreeSet<String> {
-        if let Action::Done = action {
+        let normal_end = match action {
+            Action::Done => true,
+            Action::ReturnOk => self.nodes[id].kind != Restart::Permanent,
+            _ => false,
+        };
+        if normal_end {
             self.nodes[id].state = NodeState::Done;
             self.nodes[id].running = false;
             return BTreeSet::new();
         }
-        let mut roots = vec![id];
-        if let Some(p) = self.nodes[id].parent {
-            let group = self.nodes[id].group;
-            roots.extend(
-                self.nodes[p]
-                    .children
-                    .iter()
-                    .copied()
-                    .filter(|&s| s != id && self.nodes[s].group == group),
-            );
-        }
         let mut restarted = Vec::new();
-        for r in roots {
-            self.subtree(r, &mut restarted);
-        }
-        for &n in &restarted {
-            self.nodes[n].state = NodeState::Healthy;
-            self.nodes[n].running = true;
-        }
+        self.fail(id, &mut restarted);
         restarted
             .iter()
             .map(|&n| self.nodes[n].dn.clone())
             .collect()
     }
 
-    fn cancel(&mut self) {
-        for n in &mut self.nodes {
-            if n.running {
-                n.state = if n.ignores_cancel {
-                    NodeState::Dead
-                } else {
-                    NodeState::Canceled
-                };
-                n.running = false;
+    /// A new failure of `id`.
+    fn fail(&mut self, id: usize, restarted: &mut Vec<usize>) {
+        if self.nodes[id].kind == Restart::Temporary {
+            self.nodes[id].state = NodeState::Dead;
+            self.nodes[id].running = false;
+            self.forget_below(id);
+            return;
+        }
+        let Some(p) = self.nodes[id].parent else {
+            self.restart(id, restarted);
+            return;
+        };
+        let g = self.nodes[id].group;
+        let (strategy, limit, count) = &mut self.nodes[p].groups[g];
+        *count += 1;
+        if limit.is_some_and(|limit| *count > limit) {
+            self.fail(p, restarted);
+            return;
+        }
+        let strategy = *strategy;
+        let members: Vec<usize> = self.nodes[p]
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| self.nodes[c].group == g)
+            .collect();
+        let from = match strategy {
+            GroupStrategy::OneForAll => 0,
+            GroupStrategy::RestForOne => members.iter().position(|&m| m == id).unwrap(),
+        };
+        for &m in &members[from..] {
+            if m == id || self.nodes[m].kind != Restart::Temporary {
+                self.restart(m, restarted);
+            } else {
+                // Cancelled with its group, and not started again.
+                if self.nodes[m].running {
+                    self.nodes[m].state = self.end_on_cancel(m, m);
+                    self.nodes[m].running = false;
+                }
+                self.forget_below(m);
             }
         }
     }
 
+    fn restart(&mut self, id: usize, restarted: &mut Vec<usize>) {
+        let mut nodes = Vec::new();
+        self.subtree(id, &mut nodes);
+        for &n in &nodes {
+            let node = &mut self.nodes[n];
+            node.state = NodeState::Healthy;
+            node.running = true;
+            node.present = true;
+            for group in &mut node.groups {
+                group.2 = 0;
+            }
+        }
+        restarted.extend(nodes);
+    }
+
+    fn forget_below(&mut self, id: usize) {
+        let mut nodes = Vec::new();
+        self.subtree(id, &mut nodes);
+        for &n in &nodes[1..] {
+            self.nodes[n].present = false;
+            self.nodes[n].running = false;
+        }
+    }
+
+    /// How `id`, running, ends when everything from `top` down is cancelled: the first abort
+    /// to reach it decides — its own, or that of a running ancestor up to `top` that is
+    /// dropped at once (Brutal) or ignores cancellation until its timeout.
+    fn end_on_cancel(&self, id: usize, top: usize) -> NodeState {
+        let node = &self.nodes[id];
+        if !node.ignores_cancel {
+            return NodeState::Canceled;
+        }
+        let deadline = |n: &MNode| match n.shutdown {
+            Shutdown::Brutal => Some(Duration::ZERO),
+            Shutdown::Timeout(d) if n.ignores_cancel => Some(d),
+            _ => None,
+        };
+        let mut first = (deadline(node), node.shutdown);
+        let mut cur = id;
+        while cur != top {
+            let Some(p) = self.nodes[cur].parent else {
+                break;
+            };
+            cur = p;
+            let a = &self.nodes[p];
+            if let Some(d) = deadline(a).filter(|_| a.running)
+                && first.0.is_none_or(|f| d < f)
+            {
+                first = (Some(d), a.shutdown);
+            }
+        }
+        match first.1 {
+            Shutdown::Brutal => NodeState::Canceled,
+            _ => NodeState::Dead,
+        }
+    }
+
+    fn cancel(&mut self) {
+        let ends: Vec<(usize, NodeState)> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].running && self.nodes[n].present)
+            .map(|n| (n, self.end_on_cancel(n, 0)))
+            .collect();
+        for (n, state) in ends {
+            self.nodes[n].state = state;
+            self.nodes[n].running = false;
+        }
+    }
+
     fn states(&self) -> BTreeMap<String, NodeState> {
-        self.nodes.iter().map(|n| (n.dn.clone(), n.state)).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.present)
+            .map(|n| (n.dn.clone(), n.state))
+            .collect()
     }
 
     fn live(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].running)
+            .filter(|&i| self.nodes[i].running && self.nodes[i].present)
             .collect()
     }
 }
+
+/// The builder's shutdown grace, the default timeout.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// No runnable runs while an ancestor is failed or cancelled (a Done ancestor has returned
 /// by design; its children keep running).
@@ -280,10 +464,12 @@ async fn settle(sup: &Supervisor, after: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-async fn run_case(spec: Spec, events: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
+async fn run_case(shape: Shape, events: Vec<(usize, Action)>) -> Result<(), TestCaseError> {
     let remotes = Arc::new(Remotes::default());
-    let mut model = Model::new(&spec);
-    let sup = Supervisor::new(node(Arc::new(spec), remotes.clone()));
+    let mut model = Model::new(&shape);
+    let sup = Supervisor::builder()
+        .shutdown_grace(GRACE)
+        .start(node(Arc::new(shape), remotes.clone()));
     settle(&sup, "start").await?;
     prop_assert_eq!(sup.states(), model.states());
     for (pick, action) in events {
@@ -336,14 +522,14 @@ async fn run_case(spec: Spec, events: Vec<(usize, Action)>) -> Result<(), TestCa
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 96,
+        cases: 256,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
     fn the_supervisor_follows_the_model(
-        spec in spec(4),
+        shape in shape(4),
         events in prop::collection::vec((any::<usize>(), action()), 1..8),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -351,7 +537,7 @@ proptest! {
             .start_paused(true)
             .build()
             .unwrap();
-        rt.block_on(run_case(spec, events))?;
+        rt.block_on(run_case(shape, events))?;
     }
 }
 
@@ -412,16 +598,24 @@ async fn regression_a_child_failing_on_its_way_out_next_to_a_done_sibling() {
 /// grace period as a new failure that cancelled the other, forever.
 #[tokio::test(start_paused = true)]
 async fn regression_two_stubborn_siblings_do_not_abort_each_other_forever() {
-    let leaf = || Spec {
+    let leaf = || Shape {
         ignores_cancel: true,
+        kind: Restart::Permanent,
+        shutdown: None,
         groups: vec![],
     };
-    let spec = Spec {
+    let shape = Shape {
         ignores_cancel: false,
-        groups: vec![vec![leaf(), leaf()]],
+        kind: Restart::Permanent,
+        shutdown: None,
+        groups: vec![GroupShape {
+            strategy: GroupStrategy::OneForAll,
+            limit: None,
+            members: vec![leaf(), leaf()],
+        }],
     };
     let remotes = Arc::new(Remotes::default());
-    let sup = Supervisor::new(node(Arc::new(spec), remotes.clone()));
+    let sup = Supervisor::new(node(Arc::new(shape), remotes.clone()));
     sup.settled().await;
     let a = remotes.senders.lock().unwrap()["root.c0"].clone();
     a.send(Action::Fail).unwrap();
