@@ -151,6 +151,10 @@ async fn main() -> ExitCode {
     };
     if args.describe {
         print!("{}", declared.topology());
+        println!(
+            "every group without an intensity of its own: at most {} restarts in 10s",
+            args.give_up_after
+        );
         return ExitCode::SUCCESS;
     }
     // The application's own subscriber, with the log tree's layer beside it: runnables'
@@ -287,10 +291,16 @@ async fn stop_requested(run_for: Option<Duration>) -> String {
 supervision_tree! {
     /// The demo's services: what `--describe` prints.
     fn services(port: Arc<AtomicU16>, endpoint: Option<MetricsEndpoint>) {
+        /// Closes the connections in flight within 500 ms of its cancellation.
+        #[shutdown = 2s]
         echo: echo_server(port.clone()),
+        /// Without --metrics it has nothing to do, and ends: transient.
+        #[restart = transient]
         metrics: metrics_endpoint(endpoint.clone()),
         workers {
             prober: prober(port.clone()),
+            /// Loses nothing when dropped.
+            #[shutdown = brutal]
             ticker: ticker(),
             flaky: flaky(),
         },

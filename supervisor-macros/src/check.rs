@@ -100,6 +100,7 @@ fn check_scope(scope: &Scope, origin: Origin, errors: &mut Errors) {
 mod tests {
     use super::*;
     use crate::model::{ChildKind, Entry, Name, Origin, Scope};
+    use crate::policy::{ChildPolicy, GroupDecl};
 
     fn name(value: &str) -> Name {
         Name {
@@ -113,6 +114,7 @@ mod tests {
             name: name(value),
             group,
             kind: ChildKind::Runnable(Box::new(syn::parse_quote!(leaf()))),
+            policy: ChildPolicy::default(),
         }
     }
 
@@ -140,7 +142,7 @@ mod tests {
                 child("ok", 2),
                 Entry::SubLogger(name("ok")),
             ],
-            groups: 3,
+            groups: vec![GroupDecl::default(); 3],
         };
         let got = messages(&scope, Origin::Tree);
         assert_eq!(got.len(), 5, "{got:?}");
@@ -153,7 +155,7 @@ mod tests {
     fn a_body_may_ask_for_a_sub_logger_twice_and_a_tree_may_not() {
         let scope = Scope {
             entries: vec![Entry::SubLogger(name("log")), Entry::SubLogger(name("log"))],
-            groups: 0,
+            groups: Vec::new(),
         };
         assert!(messages(&scope, Origin::Body).is_empty());
         assert_eq!(messages(&scope, Origin::Tree).len(), 2);

@@ -9,6 +9,7 @@ use syn::{Expr, ItemFn};
 use crate::check;
 use crate::model::{ChildKind, Entry, Origin, Scope};
 use crate::parse::{self, Arg, RunnableFn, TreeDef, compact};
+use crate::policy;
 
 /// `#[runnable]`: a misused attribute gives its errors next to the function as written
 /// (so that nothing else breaks); bad names give their errors next to the full expansion.
@@ -269,7 +270,12 @@ fn contents(scope: &Scope, krate: &syn::Path) -> TokenStream {
     let mut sub_loggers = Vec::new();
     for entry in &scope.entries {
         match entry {
-            Entry::Child { name, group, kind } => {
+            Entry::Child {
+                name,
+                group,
+                kind,
+                policy: child_policy,
+            } => {
                 let name = &name.value;
                 let group = u32::try_from(*group).unwrap_or(u32::MAX);
                 let kind = match kind {
@@ -286,17 +292,23 @@ fn contents(scope: &Scope, krate: &syn::Path) -> TokenStream {
                         quote!(#krate::__private::ChildKind::Structure(#sub))
                     }
                 };
-                children.push(
-                    quote!(#krate::__private::Child { name: #name, group: #group, kind: #kind }),
-                );
+                let settings = policy::registry_child(*child_policy, krate);
+                children.push(quote!(#krate::__private::Child {
+                    name: #name, group: #group, kind: #kind, #settings
+                }));
             }
             Entry::SubLogger(name) => sub_loggers.push(name.value.clone()),
         }
     }
+    let groups = scope
+        .groups
+        .iter()
+        .map(|g| policy::registry_group(*g, krate));
     quote! {
         #krate::__private::Contents {
             children: &[#(#children),*],
             sub_loggers: &[#(#sub_loggers),*],
+            groups: &[#(#groups),*],
         }
     }
 }
@@ -352,24 +364,25 @@ fn tree_fn(tree: &TreeDef) -> ItemFn {
 /// end the structure node as Done.
 fn start_scope(scope: &Scope, args: &[syn::Ident], krate: &syn::Path) -> TokenStream {
     let mut statements = Vec::new();
-    for group in 0..scope.groups {
+    for (group, decl) in scope.groups.iter().enumerate() {
         let members = scope.entries.iter().filter_map(|entry| match entry {
             Entry::Child {
                 name,
                 group: g,
                 kind,
+                policy: child_policy,
             } if *g == group => {
-                let name = &name.value;
                 let runnable = match kind {
                     ChildKind::Runnable(expr) => quote!(#expr),
                     ChildKind::Structure(sub) => structure(sub, args, krate),
                 };
-                Some(quote!(.add(#name, #runnable)))
+                Some(policy::add(*child_policy, &name.value, &runnable, krate))
             }
             _ => None,
         });
+        let settings = policy::group_calls(*decl, krate);
         statements.push(quote! {
-            ctx.run_group(#krate::Group::new() #(#members)*)?;
+            ctx.run_group(#krate::Group::new() #(#members)* #settings)?;
         });
     }
     for entry in &scope.entries {

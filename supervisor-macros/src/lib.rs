@@ -6,7 +6,8 @@
 //!
 //! Each macro is parse → check → expand over a small model of its input (`model`):
 //! parsing validates the syntax of one item, checking validates names across the whole
-//! declaration (every problem at once), expanding writes the code.
+//! declaration (every problem at once), expanding writes the code. `policy` holds the
+//! supervision settings a tree declares (DESIGN §14), read and checked at their tokens.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ mod check;
 mod expand;
 mod model;
 mod parse;
+mod policy;
 mod test_attr;
 
 use proc_macro::TokenStream;

@@ -2,6 +2,8 @@
 
 use proc_macro2::Span;
 
+use crate::policy::{ChildPolicy, GroupDecl};
+
 /// A node or sub-logger name as written: its value and where it is.
 #[derive(Clone)]
 pub(crate) struct Name {
@@ -13,8 +15,16 @@ pub(crate) struct Name {
 #[derive(Default)]
 pub(crate) struct Scope {
     pub(crate) entries: Vec<Entry>,
-    /// How many groups `entries` use (groups are numbered in start order).
-    pub(crate) groups: usize,
+    /// How each group is supervised, by group number (groups are numbered in start order).
+    pub(crate) groups: Vec<GroupDecl>,
+}
+
+impl Scope {
+    /// Opens a new group; its number.
+    pub(crate) fn new_group(&mut self, decl: GroupDecl) -> usize {
+        self.groups.push(decl);
+        self.groups.len() - 1
+    }
 }
 
 pub(crate) enum Entry {
@@ -23,6 +33,7 @@ pub(crate) enum Entry {
         name: Name,
         group: usize,
         kind: ChildKind,
+        policy: ChildPolicy,
     },
     SubLogger(Name),
 }

@@ -12,6 +12,7 @@ use syn::visit::Visit;
 use syn::{Attribute, Expr, FnArg, Ident, ItemFn, Lit, Pat, Token, Type, Visibility};
 
 use crate::model::{ChildKind, Entry, Name, Scope};
+use crate::policy::{self, ChildPolicy, GroupDecl, Place};
 
 /// Every error found, reported together.
 #[derive(Default)]
@@ -256,11 +257,12 @@ impl Scanner<'_> {
         }
     }
 
-    fn add_child(&mut self, name: Name, group: usize, runnable: &Expr) {
+    fn add_child(&mut self, name: Name, group: usize, runnable: &Expr, policy: ChildPolicy) {
         self.scope.entries.push(Entry::Child {
             name,
             group,
             kind: ChildKind::Runnable(Box::new(runnable.clone())),
+            policy,
         });
     }
 }
@@ -279,23 +281,38 @@ fn literal(expr: &Expr) -> Option<Name> {
     }
 }
 
-/// The `(name, runnable)` pairs of a `Group::new().add(..)…` chain, in order; `None` if the
-/// expression is not such a chain (a variable, a function call).
-fn group_chain(expr: &Expr) -> Option<Vec<(Option<Name>, &Expr)>> {
+/// A member of a literal `Group::new()…` chain: its name if a literal, its runnable, and
+/// what a literal spec says of it.
+type ChainMember<'a> = (Option<Name>, &'a Expr, ChildPolicy);
+
+/// The members of a `Group::new().add(..).add_with(..)…` chain, in order, and what the
+/// chain says of the group; `None` if the expression is not such a chain (a variable, a
+/// function call).
+fn group_chain(expr: &Expr) -> Option<(Vec<ChainMember<'_>>, GroupDecl)> {
     match expr {
         Expr::MethodCall(call) => {
-            let mut members = group_chain(&call.receiver)?;
-            if call.method == "add" && call.args.len() == 2 {
-                members.push((literal(&call.args[0]), &call.args[1]));
+            let (mut members, mut group) = group_chain(&call.receiver)?;
+            match (call.method.to_string().as_str(), call.args.len()) {
+                ("add", 2) => members.push((
+                    literal(&call.args[0]),
+                    &call.args[1],
+                    ChildPolicy::default(),
+                )),
+                ("add_with", 3) => members.push((
+                    literal(&call.args[0]),
+                    &call.args[1],
+                    policy::spec_chain(&call.args[2]),
+                )),
+                _ => policy::group_method(&mut group, call),
             }
-            Some(members)
+            Some((members, group))
         }
         Expr::Call(call) => match &*call.func {
             Expr::Path(p) => {
                 let mut segments = p.path.segments.iter().rev();
                 let is_new = segments.next().is_some_and(|s| s.ident == "new")
                     && segments.next().is_some_and(|s| s.ident == "Group");
-                is_new.then(Vec::new)
+                is_new.then(|| (Vec::new(), GroupDecl::default()))
             }
             _ => None,
         },
@@ -310,20 +327,19 @@ impl<'ast> Visit<'ast> for Scanner<'_> {
         if self.on_ctx(&call.receiver) {
             let method = call.method.to_string();
             match (method.as_str(), call.args.len()) {
-                ("run", 2) => {
+                ("run", 2) | ("run_with", 3) => {
                     if let Some(name) = literal(&call.args[0]) {
-                        let group = self.scope.groups;
-                        self.scope.groups += 1;
-                        self.add_child(name, group, &call.args[1]);
+                        let policy = call.args.get(2).map(policy::spec_chain).unwrap_or_default();
+                        let group = self.scope.new_group(GroupDecl::default());
+                        self.add_child(name, group, &call.args[1], policy);
                     }
                 }
                 ("run_group", 1) => {
-                    if let Some(members) = group_chain(&call.args[0]) {
-                        let group = self.scope.groups;
-                        self.scope.groups += 1;
-                        for (name, runnable) in members {
+                    if let Some((members, decl)) = group_chain(&call.args[0]) {
+                        let group = self.scope.new_group(decl);
+                        for (name, runnable, policy) in members {
                             if let Some(name) = name {
-                                self.add_child(name, group, runnable);
+                                self.add_child(name, group, runnable, policy);
                             }
                         }
                     }
@@ -349,12 +365,13 @@ impl<'ast> Visit<'ast> for Scanner<'_> {
 /// ```text
 /// tree     := attr* vis 'fn' IDENT generics? '(' args ')' '{' entries '}'
 /// entries  := (entry ','?)*
-/// entry    := name ':' EXPR                     a leaf: a runnable, started as a group of one
-///           | name '{' entries '}'              a structure node: starts its entries, then is done
-///           | 'group' '{' members '}'           members restarted together
+/// entry    := setting* name ':' EXPR            a leaf: a runnable, started as a group of one
+///           | setting* name '{' entries '}'     a structure node: starts its entries, then is done
+///           | setting* 'group' '{' members '}'  members restarted together
 ///           | 'sub_loggers' '[' name,* ']'      sub-loggers of the enclosing node
-/// members  := (name ':' EXPR | name '{' entries '}') separated by ','
+/// members  := (setting* (name ':' EXPR | name '{' entries '}')) separated by ','
 /// name     := IDENT | STRING                    a string for names that are not identifiers
+/// setting  := '#[' … ']'                        see `policy`
 /// ```
 pub(crate) struct TreeDef {
     pub(crate) attrs: Vec<Attribute>,
@@ -542,23 +559,37 @@ fn parse_name(input: ParseStream<'_>) -> syn::Result<Name> {
 
 fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
     while !input.is_empty() {
+        let attrs = input.call(Attribute::parse_outer)?;
         let keyword = input.fork().call(Ident::parse_any).ok();
         let is = |k: &str| keyword.as_ref().is_some_and(|i| i == k);
         if is("group") && input.peek2(syn::token::Brace) {
+            let (_, decl) = policy::read(&attrs, Place::Group)?;
             input.call(Ident::parse_any)?;
             let members;
             syn::braced!(members in input);
-            let group = scope.groups;
-            scope.groups += 1;
+            let group = scope.new_group(decl);
             while !members.is_empty() {
+                let attrs = members.call(Attribute::parse_outer)?;
+                let (policy, _) = policy::read(&attrs, Place::Member)?;
                 let name = parse_name(&members)?;
                 let kind = parse_child(&members, &name)?;
-                scope.entries.push(Entry::Child { name, group, kind });
+                scope.entries.push(Entry::Child {
+                    name,
+                    group,
+                    kind,
+                    policy,
+                });
                 if !members.is_empty() {
                     members.parse::<Token![,]>()?;
                 }
             }
         } else if is("sub_loggers") && input.peek2(syn::token::Bracket) {
+            if let Some(attr) = attrs.iter().find(|a| !a.path().is_ident("doc")) {
+                return Err(syn::Error::new_spanned(
+                    attr,
+                    "sub-loggers have no supervision settings",
+                ));
+            }
             input.call(Ident::parse_any)?;
             let names;
             syn::bracketed!(names in input);
@@ -569,11 +600,16 @@ fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
                 }
             }
         } else {
+            let (policy, decl) = policy::read(&attrs, Place::Single)?;
             let name = parse_name(input)?;
             let kind = parse_child(input, &name)?;
-            let group = scope.groups;
-            scope.groups += 1;
-            scope.entries.push(Entry::Child { name, group, kind });
+            let group = scope.new_group(decl);
+            scope.entries.push(Entry::Child {
+                name,
+                group,
+                kind,
+                policy,
+            });
         }
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -686,7 +722,68 @@ mod tests {
                 "9p": e(),
             }
         };
-        assert_eq!(tree.scope.groups, 4);
+        assert_eq!(tree.scope.groups.len(), 4);
         assert_eq!(tree.scope.entries.len(), 7);
+    }
+
+    #[test]
+    fn settings_are_read_where_they_belong() {
+        use crate::policy::{Kind, ShutdownDecl};
+        let tree: TreeDef = syn::parse_quote! {
+            fn t() {
+                #[restart = transient]
+                #[shutdown = 1.5s]
+                #[intensity(3, 5m)]
+                leaf: a(),
+                #[strategy = rest_for_one]
+                #[ordered_shutdown]
+                group {
+                    #[shutdown = brutal] g1: c(),
+                    #[restart = temporary] g2: d(),
+                },
+            }
+        };
+        let groups = &tree.scope.groups;
+        assert_eq!(groups[0].intensity, Some((3, 300_000_000_000)));
+        assert!(groups[1].rest_for_one && groups[1].ordered_shutdown);
+        let policies: Vec<_> = tree
+            .scope
+            .entries
+            .iter()
+            .map(|e| match e {
+                Entry::Child { policy, .. } => *policy,
+                Entry::SubLogger(_) => unreachable!(),
+            })
+            .collect();
+        assert!(policies[0].restart == Some(Kind::Transient));
+        assert!(matches!(
+            policies[0].shutdown,
+            Some(ShutdownDecl::Timeout(1_500_000_000))
+        ));
+        assert!(matches!(policies[1].shutdown, Some(ShutdownDecl::Brutal)));
+        assert!(policies[2].restart == Some(Kind::Temporary));
+    }
+
+    #[test]
+    fn a_spec_chain_in_a_body_is_read() {
+        let func: syn::ItemFn = syn::parse_quote! {
+            async fn parent(ctx: Context) -> supervisor::Result {
+                ctx.run_with("once", job(), Spec::new().restart(Restart::Temporary))?;
+                ctx.run_group(
+                    Group::new()
+                        .add("a", job())
+                        .add_with("b", job(), Spec::new().shutdown(Shutdown::Brutal))
+                        .strategy(Strategy::RestForOne),
+                )?;
+                Ok(())
+            }
+        };
+        let parsed = runnable(TokenStream::new(), func).unwrap();
+        assert_eq!(parsed.scope.entries.len(), 3);
+        assert!(parsed.scope.groups[1].rest_for_one);
+        let Entry::Child { policy, .. } = &parsed.scope.entries[0] else {
+            unreachable!()
+        };
+        assert!(policy.restart == Some(crate::policy::Kind::Temporary));
     }
 }

@@ -234,6 +234,15 @@ impl Intensity {
         })
     }
 
+    /// `new` without its check, for a period already known not to be zero (the macros
+    /// check it at compile time).
+    pub(crate) const fn checked(max_restarts: u32, period: Duration) -> Intensity {
+        Intensity {
+            max_restarts,
+            period,
+        }
+    }
+
     /// How many restarts the window allows.
     pub const fn max_restarts(&self) -> u32 {
         self.max_restarts

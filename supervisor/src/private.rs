@@ -4,7 +4,21 @@
 
 pub use inventory;
 
-pub use crate::registry::{Child, ChildKind, Contents, Declaration, DeclarationKind};
+pub use crate::policy::{Intensity, Restart, Shutdown, Strategy};
+pub use crate::registry::{
+    Child, ChildKind, Contents, Declaration, DeclarationKind, DeclaredGroup,
+};
+
+/// An intensity the macro has checked (a period of more than zero nanoseconds), made in a
+/// `const` context for the registry as well as at run time.
+pub const fn intensity(max_restarts: u32, period_nanos: u64) -> Intensity {
+    Intensity::checked(max_restarts, std::time::Duration::from_nanos(period_nanos))
+}
+
+/// A shutdown timeout the macro has checked (more than zero).
+pub const fn timeout(nanos: u64) -> Shutdown {
+    Shutdown::Timeout(std::time::Duration::from_nanos(nanos))
+}
 
 /// What a `#[runnable]` argument must be, said where it is not.
 #[diagnostic::on_unimplemented(

@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::NodeState;
+use crate::policy::{Intensity, Restart, Shutdown, Strategy};
 
 /// One `#[runnable]` or `supervision_tree!`, as declared in the source.
 #[derive(Debug)]
@@ -70,6 +71,20 @@ pub struct Contents {
     pub children: &'static [Child],
     /// Sub-loggers' names.
     pub sub_loggers: &'static [&'static str],
+    /// How each group is supervised, by group number. A group the declaration says
+    /// nothing about is `one_for_all` with the builder's intensity.
+    pub groups: &'static [DeclaredGroup],
+}
+
+/// How a declared group is supervised, as the declaration says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeclaredGroup {
+    /// Which members restart when one fails.
+    pub strategy: Strategy,
+    /// Whether its members stop one at a time.
+    pub ordered_shutdown: bool,
+    /// Its own intensity; `None`: the builder's.
+    pub intensity: Option<Intensity>,
 }
 
 /// A declared child.
@@ -82,6 +97,10 @@ pub struct Child {
     pub group: u32,
     /// What it is.
     pub kind: ChildKind,
+    /// Its restart kind.
+    pub restart: Restart,
+    /// Its shutdown policy; `None`: the builder's grace.
+    pub shutdown: Option<Shutdown>,
 }
 
 /// What a declared child is.
@@ -241,6 +260,50 @@ fn expand<R>(
     }
 }
 
+/// What the declaration says of how `child` is supervised: `[group N: …]` for a member of a
+/// group of several, then its kind and shutdown when not the defaults, e.g.
+/// `[group 0: rest_for_one, ordered, intensity 3 in 5s] [transient, shutdown brutal]`.
+fn policy(c: &Contents, child: &Child, grouped: bool) -> String {
+    use fmt::Write as _;
+    let mut text = String::new();
+    let declared = c.groups.get(child.group as usize);
+    let mut group: Vec<String> = Vec::new();
+    if let Some(g) = declared {
+        if g.strategy != Strategy::OneForAll {
+            group.push(g.strategy.to_string());
+        }
+        if g.ordered_shutdown {
+            group.push("ordered".into());
+        }
+        if let Some(i) = g.intensity {
+            group.push(format!("intensity {i}"));
+        }
+    }
+    match (grouped, group.is_empty()) {
+        (true, true) => {
+            let _ = write!(text, " [group {}]", child.group);
+        }
+        (true, false) => {
+            let _ = write!(text, " [group {}: {}]", child.group, group.join(", "));
+        }
+        (false, false) => {
+            let _ = write!(text, " [{}]", group.join(", "));
+        }
+        (false, true) => {}
+    }
+    let mut own: Vec<String> = Vec::new();
+    if child.restart != Restart::Permanent {
+        own.push(child.restart.to_string());
+    }
+    if let Some(shutdown) = child.shutdown {
+        own.push(format!("shutdown {shutdown}"));
+    }
+    if !own.is_empty() {
+        let _ = write!(text, " [{}]", own.join(", "));
+    }
+    text
+}
+
 fn contents(
     f: &mut fmt::Formatter<'_>,
     c: &Contents,
@@ -258,11 +321,7 @@ fn contents(
         } else {
             ("├── ", "│   ")
         };
-        let group = if grouped(child.group) {
-            format!(" [group {}]", child.group)
-        } else {
-            String::new()
-        };
+        let group = policy(c, child, grouped(child.group));
         let inner = format!("{indent}{next}");
         let dn = parent_dn.map(|p| format!("{p}.{}", child.name));
         let state = match (live, &dn) {

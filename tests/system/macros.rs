@@ -232,3 +232,68 @@ async fn tracing_instrument_on_a_runnable_instruments_its_body() {
     );
     shut_down(sup).await;
 }
+
+supervision_tree! {
+    fn supervised_chain(conn: Remote, session: Remote, once: Remote) {
+        #[restart = transient]
+        once: once.runnable(),
+        #[strategy = rest_for_one]
+        #[intensity(1, 1h)]
+        group {
+            #[shutdown = 2s] conn: conn.runnable(),
+            #[restart = temporary] session: session.runnable(),
+        },
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tree_declares_how_its_children_are_supervised() {
+    use supervisor::{Restart, Shutdown, Strategy};
+    let (conn, session, once) = (Remote::healthy(), Remote::healthy(), Remote::healthy());
+    let sup = Supervisor::new(supervised_chain(
+        conn.clone(),
+        session.clone(),
+        once.clone(),
+    ));
+    sup.settled().await;
+
+    // Transient: returning Ok is a normal end.
+    once.send(Cmd::Return);
+    sup.settled().await;
+    assert_eq!(sup.states()["root.once"], NodeState::Done);
+
+    // rest_for_one, with a temporary session: the connection's failure cancels the session,
+    // which is not started again; a second failure within the hour is one too many.
+    conn.send(Cmd::Fail("lost upstream"));
+    sup.settled().await;
+    assert_eq!((conn.starts(), session.starts()), (2, 1));
+    assert_eq!(sup.states()["root.session"], NodeState::Canceled);
+    conn.send(Cmd::Fail("lost upstream again"));
+    sup.settled().await;
+    let root = sup.status();
+    let error = root
+        .get("root")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("too many restarts: 2 within 3600s"),
+        "{error}"
+    );
+
+    let declared = registry::find("supervised_chain").unwrap();
+    let c = &declared.contents;
+    assert_eq!(c.children[0].restart, Restart::Transient);
+    assert_eq!(c.groups[1].strategy, Strategy::RestForOne);
+    assert_eq!(
+        c.children[1].shutdown,
+        Some(Shutdown::Timeout(std::time::Duration::from_secs(2)))
+    );
+    let printed = declared.topology().to_string();
+    assert!(
+        printed.contains("[group 1: rest_for_one, intensity 1 in 3600s] [temporary]"),
+        "{printed}"
+    );
+    shut_down(sup).await;
+}
