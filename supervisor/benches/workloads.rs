@@ -1,4 +1,5 @@
-//! The supervisor's workloads W1–W7, each beside its floor: the least a hand-written tokio
+//! The supervisor's workloads W1–W7 (and W4b, a restart's cost under an intensity window),
+//! each beside its floor: the least a hand-written tokio
 //! program needs for the same job (`tokio::spawn`, a child `CancellationToken` and one
 //! notification per task, no tree bookkeeping). Prints a table of medians and ratios.
 //!
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use supervisor::logtree::{LogTree, ReadOptions};
-use supervisor::{Backoff, Context, Group, Runnable, Signal, Supervisor};
+use supervisor::{Backoff, Context, Group, Intensity, Runnable, Signal, Supervisor};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,9 @@ fn main() {
         }
         if run("w4") {
             w4(&mut table).await;
+        }
+        if run("w4b") {
+            w4b(&mut table).await;
         }
         if run("w5") {
             w5(&mut table).await;
@@ -567,34 +571,46 @@ async fn w3(table: &mut Table) {
 // ---------------------------------------------------------------------------------------
 // W4 restart throughput
 
+const RESTARTS: usize = 200_000;
+
+/// Restarts per second of a child that fails at once, forever, with no backoff: in a group
+/// of its own, with `intensity` if given.
+async fn restart_rate(intensity: Option<Intensity>) -> f64 {
+    let count = Countdown::new(RESTARTS);
+    let c = count.clone();
+    let started = Instant::now();
+    let sup = Supervisor::builder()
+        .backoff(Backoff::none())
+        .start(move |ctx: Context| {
+            let c = c.clone();
+            async move {
+                let crash = move |_ctx: Context| {
+                    let c = c.clone();
+                    async move {
+                        c.arrive();
+                        Err("crash".into())
+                    }
+                };
+                match intensity {
+                    None => ctx.run("crash", crash)?,
+                    Some(i) => ctx.run_group(Group::new().add("crash", crash).intensity(i))?,
+                }
+                ctx.signal(Signal::Healthy);
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+    count.wait().await;
+    let rate = RESTARTS as f64 / started.elapsed().as_secs_f64();
+    sup.cancel();
+    sup.wait().await;
+    rate
+}
+
 async fn w4(table: &mut Table) {
-    const RESTARTS: usize = 200_000;
     let (mut ours, mut floor) = (vec![], vec![]);
     for _ in 0..RUNS {
-        let count = Countdown::new(RESTARTS);
-        let c = count.clone();
-        let started = Instant::now();
-        let sup = Supervisor::builder()
-            .backoff(Backoff::none())
-            .start(move |ctx: Context| {
-                let c = c.clone();
-                async move {
-                    ctx.run("crash", move |_ctx: Context| {
-                        let c = c.clone();
-                        async move {
-                            c.arrive();
-                            Err("crash".into())
-                        }
-                    })?;
-                    ctx.signal(Signal::Healthy);
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
-        count.wait().await;
-        ours.push(RESTARTS as f64 / started.elapsed().as_secs_f64());
-        sup.cancel();
-        sup.wait().await;
+        ours.push(restart_rate(None).await);
 
         let started = Instant::now();
         for _ in 0..RESTARTS {
@@ -612,6 +628,26 @@ async fn w4(table: &mut Table) {
         format!("{:.0} k/s", f / 1e3),
         f / o,
         "≥ 500 k/s",
+    );
+}
+
+/// W4b: the same child under an intensity window that never trips (at most 1,000 restarts
+/// in 100 µs, where it manages fewer than 100), against W4's unlimited child, measured
+/// alternately in the same runs: what keeping the window costs a restart.
+async fn w4b(table: &mut Table) {
+    let window = Intensity::new(1_000, std::time::Duration::from_micros(100)).unwrap();
+    let (mut limited, mut unlimited) = (vec![], vec![]);
+    for _ in 0..RUNS {
+        limited.push(restart_rate(Some(window)).await);
+        unlimited.push(restart_rate(None).await);
+    }
+    let (l, u) = (median(limited), median(unlimited));
+    table.row(
+        "W4b restarts under an intensity (vs W4's)",
+        format!("{:.0} k/s", l / 1e3),
+        format!("{:.0} k/s", u / 1e3),
+        u / l,
+        "≈ 1×",
     );
 }
 

@@ -1,7 +1,6 @@
 //! What a runnable gets: its place in the tree, its cancellation, and its way to act on it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::Wake;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use crate::backoff::Backoff;
 use crate::error::RunError;
 use crate::group::{Group, Member};
 use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteTarget, Routing, runnable_span};
-use crate::policy::{GroupPolicy, Shutdown, Spec};
+use crate::policy::{GroupPolicy, Shutdown, Spec, Stop};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::{Abort, Key, Signalled, Start};
@@ -78,11 +77,9 @@ pub(crate) struct Incarnation {
     span: OnceLock<Box<Span>>,
     /// The task's wake accounting; the incarnation is the task's [`Wake`].
     wake: TaskWake,
-    shutdown: Shutdown,
-    /// Whether the task registers with the tree once cancelled (see `Start::register`).
-    register: bool,
-    /// The tree told the task to drop the runnable: an ancestor was aborted.
-    aborted: AtomicBool,
+    /// Its shutdown policy, whether its task registers with the tree once cancelled, and
+    /// whether the tree told it to drop the runnable (an ancestor was aborted).
+    stop: Stop,
 }
 
 impl Context {
@@ -98,9 +95,7 @@ impl Context {
                 meta: OnceLock::new(),
                 span: OnceLock::new(),
                 wake: TaskWake::scheduled(),
-                shutdown: start.shutdown,
-                register: start.register,
-                aborted: AtomicBool::new(false),
+                stop: Stop::new(start.stop),
             }),
         }
     }
@@ -150,14 +145,14 @@ impl Context {
     /// How this node is stopped once cancelled: its [`Shutdown`] policy (its spec's, or a
     /// timeout of the builder's shutdown grace).
     pub fn shutdown(&self) -> Shutdown {
-        self.inner.shutdown
+        self.inner.stop.shutdown()
     }
 
     /// How long the runnable may take to return once cancelled before it is aborted: zero
     /// for `Brutal`, `Duration::MAX` for `Infinity`.
     #[cfg_attr(not(all(feature = "process", unix)), allow(dead_code))]
     pub(crate) fn shutdown_grace(&self) -> Duration {
-        self.inner.shutdown.deadline().unwrap_or(Duration::MAX)
+        self.shutdown().deadline().unwrap_or(Duration::MAX)
     }
 
     /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
@@ -418,23 +413,14 @@ impl Incarnation {
         &self.wake
     }
 
-    pub(crate) fn registers(&self) -> bool {
-        self.register
-    }
-
-    pub(crate) fn shutdown(&self) -> Shutdown {
-        self.shutdown
-    }
-
-    /// Whether the tree told the task to drop the runnable.
-    pub(crate) fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
+    pub(crate) fn stop(&self) -> &Stop {
+        &self.stop
     }
 }
 
 impl Abort for Incarnation {
     fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
+        self.stop.abort();
         self.wake.wake(&self.shared.activity);
     }
 }

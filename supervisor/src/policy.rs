@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::backoff::Backoff;
@@ -367,4 +368,61 @@ pub(crate) struct GroupPolicy {
     pub(crate) ordered_shutdown: bool,
     /// `None`: the builder's.
     pub(crate) intensity: Option<Intensity>,
+}
+
+/// What a task needs to know of how its node stops — its shutdown policy, whether it
+/// registers an abort with the tree, whether the tree told it to abort — in one word of its
+/// incarnation, which a large tree has one of per runnable.
+pub(crate) struct Stop(AtomicU64);
+
+const ABORTED: u64 = 1 << 63;
+const REGISTERS: u64 = 1 << 62;
+const BRUTAL: u64 = REGISTERS - 1;
+const INFINITY: u64 = REGISTERS - 2;
+
+impl Stop {
+    /// The word of a node with `shutdown`, whose task registers if `registers`. A timeout
+    /// past 146 years is kept as 146 years.
+    pub(crate) fn encode(shutdown: Shutdown, registers: bool) -> u64 {
+        let policy = match shutdown {
+            Shutdown::Brutal => BRUTAL,
+            Shutdown::Infinity => INFINITY,
+            Shutdown::Timeout(d) => u64::try_from(d.as_nanos())
+                .unwrap_or(u64::MAX)
+                .min(INFINITY - 1),
+        };
+        if registers {
+            policy | REGISTERS
+        } else {
+            policy
+        }
+    }
+
+    pub(crate) fn new(word: u64) -> Stop {
+        Stop(AtomicU64::new(word))
+    }
+
+    fn word(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shutdown(&self) -> Shutdown {
+        match self.word() & (REGISTERS - 1) {
+            BRUTAL => Shutdown::Brutal,
+            INFINITY => Shutdown::Infinity,
+            nanos => Shutdown::Timeout(Duration::from_nanos(nanos)),
+        }
+    }
+
+    pub(crate) fn registers(&self) -> bool {
+        self.word() & REGISTERS != 0
+    }
+
+    pub(crate) fn abort(&self) {
+        self.0.fetch_or(ABORTED, Ordering::AcqRel);
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.word() & ABORTED != 0
+    }
 }

@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 use crate::NodeState;
 use crate::activity::Busy;
 use crate::error::ReturnedError;
-use crate::policy::Shutdown;
+#[cfg(doc)]
+use crate::policy::Stop;
 use crate::runnable::DynRunnable;
 use smallvec::SmallVec;
 
@@ -21,12 +22,12 @@ pub(crate) struct Start {
     pub(crate) dn: Arc<str>,
     pub(crate) token: CancellationToken,
     pub(crate) runnable: Arc<dyn DynRunnable>,
-    pub(crate) shutdown: Shutdown,
-    /// Once cancelled and still running, the task registers an [`Abort`] with the tree, so
-    /// that an ancestor's abort reaches it. Only trees with a shutdown policy other than the
-    /// default, or an ordered group, need it: otherwise no node can outlive an ancestor's
-    /// deadline, and a cancelled task costs no lock.
-    pub(crate) register: bool,
+    /// Its shutdown policy, and whether the task, once cancelled and still running,
+    /// registers an [`Abort`] with the tree so that an ancestor's abort reaches it
+    /// ([`Stop::encode`]). Only trees with a shutdown policy other than the default, or an
+    /// ordered group, need that: otherwise no node can outlive an ancestor's deadline, and a
+    /// cancelled task costs no lock.
+    pub(crate) stop: u64,
 }
 
 /// How the tree aborts a task from outside: the incarnation of a cancelled node still

@@ -1,61 +1,73 @@
-//! A group's state in its parent: where it ends among the children, its settings, its
-//! restart window, and the restart it is gathering.
+//! A node's groups of children: where each ends, and for the few that have any, their
+//! settings, restart window, and the restart they are gathering.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::policy::{GroupPolicy, Intensity};
 
-/// One group of a node's children.
-pub(super) struct GroupSlot {
-    /// Where the group ends in the parent's `Children::ids`.
-    pub(super) end: usize,
-    /// Members of a decided restart that have not all returned yet: the restart starts
-    /// when this reaches zero.
-    pub(super) awaiting: usize,
-    /// Settings and window, for a group that has either: most have neither, and cost no
-    /// allocation.
-    pub(super) extra: Option<Box<GroupExtra>>,
-}
-
+/// What a group has beyond its members: settings other than the defaults, a restart
+/// window, the restart it is gathering. Most groups have none and cost nothing: their
+/// parent keeps only where each ends.
+#[derive(Default)]
 pub(super) struct GroupExtra {
     pub(super) policy: GroupPolicy,
     pub(super) window: Window,
+    /// Members of a decided restart of an ordered group that have not all returned yet:
+    /// the restart starts when this reaches zero.
+    pub(super) awaiting: usize,
 }
 
-impl GroupSlot {
-    pub(super) fn new(end: usize, policy: GroupPolicy) -> GroupSlot {
-        let extra = (policy != GroupPolicy::default()).then(|| {
-            Box::new(GroupExtra {
+/// A node's groups: where each ends among its children, and the extras of those that
+/// have any, by group number.
+#[derive(Default)]
+pub(super) struct Groups {
+    ends: SmallVec<[usize; 1]>,
+    extras: Vec<(usize, Box<GroupExtra>)>,
+}
+
+impl Groups {
+    /// Adds a group ending at `end`, the number of children so far.
+    pub(super) fn push(&mut self, end: usize, policy: GroupPolicy) {
+        if policy != GroupPolicy::default() {
+            let extra = GroupExtra {
                 policy,
-                window: Window::default(),
-            })
-        });
-        GroupSlot {
-            end,
-            awaiting: 0,
-            extra,
+                ..GroupExtra::default()
+            };
+            self.extras.push((self.ends.len(), Box::new(extra)));
         }
+        self.ends.push(end);
     }
 
-    pub(super) fn policy(&self) -> GroupPolicy {
-        self.extra.as_ref().map(|e| e.policy).unwrap_or_default()
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
     }
 
-    pub(super) fn window_mut(&mut self) -> &mut Window {
-        &mut self
-            .extra
-            .get_or_insert_with(|| {
-                Box::new(GroupExtra {
-                    policy: GroupPolicy::default(),
-                    window: Window::default(),
-                })
-            })
-            .window
+    /// Where group `g` starts and ends among the children.
+    pub(super) fn range(&self, g: usize) -> std::ops::Range<usize> {
+        let start = g.checked_sub(1).map_or(0, |g| self.ends[g]);
+        start..self.ends[g]
     }
 
-    pub(super) fn window(&self) -> Option<&Window> {
-        self.extra.as_ref().map(|e| &e.window)
+    pub(super) fn extra(&self, g: usize) -> Option<&GroupExtra> {
+        self.extras.iter().find(|(i, _)| *i == g).map(|(_, e)| &**e)
+    }
+
+    pub(super) fn extra_mut(&mut self, g: usize) -> &mut GroupExtra {
+        let at = match self.extras.iter().position(|(i, _)| *i == g) {
+            Some(at) => at,
+            None => {
+                self.extras.push((g, Box::default()));
+                self.extras.len() - 1
+            }
+        };
+        &mut self.extras[at].1
+    }
+
+    pub(super) fn policy(&self, g: usize) -> GroupPolicy {
+        self.extra(g).map(|e| e.policy).unwrap_or_default()
     }
 }
 

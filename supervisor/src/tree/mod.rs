@@ -55,7 +55,7 @@ mod restart;
 pub(crate) use effects::{
     Abort, Effects, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
 };
-use group::{GroupSlot, Window};
+use group::Window;
 use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
@@ -242,9 +242,7 @@ impl Tree {
             self.add_child(&mut children, id);
             starts.push(self.launch(id));
         }
-        children
-            .groups
-            .push(GroupSlot::new(children.ids.len(), policy));
+        children.groups.push(children.ids.len(), policy);
         self.node_mut(key.id).children = Some(children);
         let watch = ordered.then(|| {
             self.watching = true;
@@ -570,8 +568,7 @@ impl Tree {
         };
         (0..children.groups.len())
             .map(|g| {
-                let slot = &children.groups[g];
-                let policy = slot.policy();
+                let policy = children.groups.policy(g);
                 let intensity = policy.intensity.or(self.default_intensity);
                 GroupStatus {
                     members: children
@@ -582,8 +579,12 @@ impl Tree {
                     strategy: policy.strategy,
                     ordered_shutdown: policy.ordered_shutdown,
                     intensity,
-                    restarts_in_window: intensity
-                        .map(|i| slot.window().map_or(0, |w| w.count(now, i.period()))),
+                    restarts_in_window: intensity.map(|i| {
+                        children
+                            .groups
+                            .extra(g)
+                            .map_or(0, |e| e.window.count(now, i.period()))
+                    }),
                 }
             })
             .collect()

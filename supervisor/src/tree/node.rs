@@ -12,12 +12,12 @@ use crate::error::{NameUse, RunError, panic_message_dropped};
 use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
-use crate::policy::Policy;
+use crate::policy::{Policy, Stop};
 use crate::runnable::DynRunnable;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
-use super::group::GroupSlot;
+use super::group::Groups;
 use super::{Effects, Key, NodeId, Note, Start, Tree};
 
 /// One node. A large tree has one per runnable, so it is kept small: what only parents
@@ -99,8 +99,8 @@ pub(super) enum Kill {
 pub(super) struct Children {
     /// Every child, group by group, in start order.
     pub(super) ids: SmallVec<[NodeId; 2]>,
-    /// Each group: where it ends in `ids`, its settings and restart state.
-    pub(super) groups: SmallVec<[GroupSlot; 1]>,
+    /// Each group: where it ends in `ids`, and its settings and restart state if any.
+    pub(super) groups: Groups,
     /// The children by name, once there are more than [`INDEXED_FROM`]: their slots, hashed
     /// by the name hash their nodes keep (so each name is stored once, in the child's DN).
     /// Fewer are found by going through `ids`, which costs less than keeping a table.
@@ -111,8 +111,7 @@ pub(super) struct Children {
 
 impl Children {
     pub(super) fn group(&self, group: usize) -> &[NodeId] {
-        let start = group.checked_sub(1).map_or(0, |g| self.groups[g].end);
-        &self.ids[start..self.groups[group].end]
+        &self.ids[self.groups.range(group)]
     }
 }
 
@@ -370,8 +369,7 @@ impl Tree {
             dn: node.dn.clone(),
             token: node.token.clone(),
             runnable: node.runnable.clone(),
-            shutdown: node.policy.shutdown,
-            register,
+            stop: Stop::encode(node.policy.shutdown, register),
         }
     }
 

@@ -129,7 +129,7 @@ impl Tree {
             });
         }
         if policy.ordered_shutdown {
-            self.slot_mut(parent, g).awaiting += added;
+            self.groups_mut(parent).extra_mut(g).awaiting += added;
             self.step(parent, g, effects);
         } else {
             for &m in &members[from..] {
@@ -159,8 +159,8 @@ impl Tree {
         let g = node.group;
         let intensity = match parent {
             Some(p) => self
-                .slot(p, g)
-                .policy()
+                .groups(p)
+                .policy(g)
                 .intensity
                 .or(self.default_intensity),
             None => self.default_intensity,
@@ -169,7 +169,7 @@ impl Tree {
             return Ok(());
         };
         let window = match parent {
-            Some(p) => self.slot_mut(p, g).window_mut(),
+            Some(p) => &mut self.groups_mut(p).extra_mut(g).window,
             None => &mut self.root_window,
         };
         let count = window.record(now, intensity);
@@ -258,21 +258,21 @@ impl Tree {
             return;
         };
         let g = self.node(id).group;
-        if !self.slot(parent, g).policy().ordered_shutdown {
+        if !self.groups(parent).policy(g).ordered_shutdown {
             // Each member restarts as soon as its own subtree has returned (DESIGN §4).
             self.launch_member(id, effects);
             return;
         }
-        let slot = self.slot_mut(parent, g);
-        slot.awaiting -= 1;
-        if slot.awaiting == 0 {
+        let gathering = self.groups_mut(parent).extra_mut(g);
+        gathering.awaiting -= 1;
+        if gathering.awaiting == 0 {
             let (members, _) = self.group_of(parent, g);
             for m in members {
                 if self.node(m).pending == Pending::GroupReady {
                     self.launch_member(m, effects);
                 }
             }
-        } else if slot.policy().ordered_shutdown {
+        } else {
             self.step(parent, g, effects);
         }
     }
@@ -516,7 +516,7 @@ impl Tree {
         };
         (
             children.group(g).iter().copied().collect(),
-            children.groups[g].policy(),
+            children.groups.policy(g),
         )
     }
 
@@ -528,16 +528,16 @@ impl Tree {
             .unwrap_or_default()
     }
 
-    pub(super) fn slot(&self, parent: NodeId, g: usize) -> &super::group::GroupSlot {
+    pub(super) fn groups(&self, parent: NodeId) -> &super::group::Groups {
         match self.node(parent).children.as_deref() {
-            Some(children) => &children.groups[g],
+            Some(children) => &children.groups,
             None => unreachable!("{} has a group but no children", self.node(parent).dn),
         }
     }
 
-    pub(super) fn slot_mut(&mut self, parent: NodeId, g: usize) -> &mut super::group::GroupSlot {
+    pub(super) fn groups_mut(&mut self, parent: NodeId) -> &mut super::group::Groups {
         match self.node_mut(parent).children.as_deref_mut() {
-            Some(children) => &mut children.groups[g],
+            Some(children) => &mut children.groups,
             None => unreachable!("a node has a group but no children"),
         }
     }
