@@ -980,4 +980,38 @@ mod tests {
         drop(tree.exited(b.key, ok()));
         assert!(a.token.is_cancelled());
     }
+
+    #[test]
+    fn a_self_cancel_over_the_intensity_restarts_the_parent_once_it_is_ready() {
+        use crate::Signal;
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let mid = group(
+            &mut tree,
+            &root,
+            &[("mid", Restart::Permanent)],
+            GroupPolicy::default(),
+        )
+        .pop()
+        .unwrap();
+        let limited = GroupPolicy {
+            intensity: Some(Intensity::new(0, Duration::from_secs(60)).unwrap()),
+            ..GroupPolicy::default()
+        };
+        let a = group(&mut tree, &mid, &[("a", Restart::Permanent)], limited)
+            .pop()
+            .unwrap();
+        drop(tree.signal(mid.key, Signal::Healthy));
+        drop(tree.signal(mid.key, Signal::Done));
+        drop(tree.exited(mid.key, ok()));
+        a.token.cancel();
+        let effects = tree.exited(a.key, ok());
+        assert_eq!(tree.states()["root.mid"], NodeState::Dead);
+        assert!(
+            !tree.states().contains_key("root.mid.a"),
+            "forgotten with its parent"
+        );
+        assert_eq!(effects.timers.len(), 1, "{:?}", effects.notes);
+        assert_eq!(effects.timers[0].key, mid.key);
+    }
 }

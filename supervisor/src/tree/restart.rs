@@ -109,12 +109,23 @@ impl Tree {
             return Vec::new();
         };
         let g = self.node(id).group;
+        if self.groups(parent).range(g).len() == 1 {
+            // A group of one (`ctx.run`), the most common: the member is all there is to
+            // restart, and its token is cancelled already.
+            self.node_mut(id).pending = Pending::Group;
+            if self.groups(parent).policy(g).ordered_shutdown {
+                self.groups_mut(parent).extra_mut(g).awaiting += 1;
+            }
+            return Vec::new();
+        }
         let (members, policy) = self.group_of(parent, g);
         let from = match policy.strategy {
             Strategy::OneForAll => 0,
             Strategy::RestForOne => members.iter().position(|&m| m == id).unwrap_or(0),
         };
-        let mut keys = Vec::with_capacity(members.len() - from);
+        // The failed member itself is checked by the caller: a group of one asks for no
+        // allocation here.
+        let mut keys = Vec::with_capacity(members.len() - from - 1);
         let mut added = 0;
         for &m in &members[from..] {
             let member = self.node_mut(m);
@@ -123,10 +134,12 @@ impl Tree {
                 member.pending = Pending::Group;
                 added += 1;
             }
-            keys.push(Key {
-                id: m,
-                incarnation: member.incarnation,
-            });
+            if m != id {
+                keys.push(Key {
+                    id: m,
+                    incarnation: member.incarnation,
+                });
+            }
         }
         if policy.ordered_shutdown {
             self.groups_mut(parent).extra_mut(g).awaiting += added;
@@ -330,7 +343,14 @@ impl Tree {
         let now = self.epoch.now();
         match self.count_restart(id, now, &reason, effects) {
             Ok(()) => self.restart_one(id, true, effects),
-            Err(escalated) => self.restart_all(escalated, effects),
+            Err(escalated) => {
+                // The parent failed instead: from `id`, its subtree may now be ready.
+                let key = Key {
+                    id,
+                    incarnation: self.node(id).incarnation,
+                };
+                self.restart_all(std::iter::once(key).chain(escalated), effects);
+            }
         }
     }
 
