@@ -682,6 +682,19 @@ mod tests {
         started.starts.into_iter().collect()
     }
 
+    /// [`group`], as an array of its `N` starts.
+    fn members<const N: usize>(
+        tree: &mut Tree,
+        parent: &Start,
+        members: &[(&'static str, Restart); N],
+        policy: GroupPolicy,
+    ) -> [Start; N] {
+        match <[Start; N]>::try_from(group(tree, parent, members, policy)) {
+            Ok(starts) => starts,
+            Err(_) => unreachable!("a group starts all its members"),
+        }
+    }
+
     /// The root, and a group `a`, `b` below it.
     fn with_pair() -> (Tree, Start, Start, Start) {
         let (mut tree, _) = tree();
@@ -803,14 +816,12 @@ mod tests {
         let (mut tree, _) = tree();
         let root = root_of(&mut tree);
         let p = Restart::Permanent;
-        let [a, b, c] = <[Start; 3]>::try_from(group(
+        let [a, b, c] = members(
             &mut tree,
             &root,
             &[("a", p), ("b", p), ("c", p)],
             policy(Strategy::RestForOne, false),
-        ))
-        .ok()
-        .unwrap();
+        );
         let effects = tree.exited(b.key, failed("b failed"));
         assert_eq!(effects.timers.len(), 1, "the failed one after its backoff");
         assert_eq!(effects.timers[0].key, b.key);
@@ -824,14 +835,12 @@ mod tests {
     fn a_temporary_member_is_not_started_again_with_its_group() {
         let (mut tree, _) = tree();
         let root = root_of(&mut tree);
-        let [a, t] = <[Start; 2]>::try_from(group(
+        let [a, t] = members(
             &mut tree,
             &root,
             &[("a", Restart::Permanent), ("t", Restart::Temporary)],
             GroupPolicy::default(),
-        ))
-        .ok()
-        .unwrap();
+        );
         drop(tree.exited(a.key, failed("a failed")));
         assert!(t.token.is_cancelled());
         let effects = tree.exited(t.key, ok());
@@ -851,7 +860,7 @@ mod tests {
     fn kinds_decide_what_a_node_own_end_means() {
         let (mut tree, _) = tree();
         let root = root_of(&mut tree);
-        let [keep, tr, te] = <[Start; 3]>::try_from(group(
+        let [keep, tr, te] = members(
             &mut tree,
             &root,
             &[
@@ -860,9 +869,7 @@ mod tests {
                 ("te", Restart::Temporary),
             ],
             GroupPolicy::default(),
-        ))
-        .ok()
-        .unwrap();
+        );
         // A transient node returning Ok ends normally: Done, nothing cancelled.
         let effects = tree.exited(tr.key, ok());
         assert!(effects.notes.is_empty() && effects.starts.is_empty());
@@ -929,14 +936,12 @@ mod tests {
         let (mut tree, _) = tree();
         let root = root_of(&mut tree);
         let p = Restart::Permanent;
-        let [a, b, c] = <[Start; 3]>::try_from(group(
+        let [a, b, c] = members(
             &mut tree,
             &root,
             &[("a", p), ("b", p), ("c", p)],
             policy(Strategy::OneForAll, true),
-        ))
-        .ok()
-        .unwrap();
+        );
         assert!(
             !a.token.is_cancelled(),
             "its own token, not the root's child"
@@ -963,15 +968,12 @@ mod tests {
         let (mut tree, token) = tree();
         let root = root_of(&mut tree);
         let p = Restart::Permanent;
-        let members = [("a", p), ("b", p)];
-        let [a, b] = <[Start; 2]>::try_from(group(
+        let [a, b] = members(
             &mut tree,
             &root,
-            &members,
+            &[("a", p), ("b", p)],
             policy(Strategy::OneForAll, true),
-        ))
-        .ok()
-        .unwrap();
+        );
         tree.cancelling();
         token.cancel();
         assert!(!a.token.is_cancelled() && !b.token.is_cancelled());
