@@ -15,7 +15,9 @@
 //! - the metrics sinks (`Metrics::notify_node_state`, whose panics are caught and logged
 //!   after the lock is released) and their own locks;
 //! - tokio-util's token tree (`cancel`, `child_token`), and the wakers that `cancel` wakes:
-//!   the supervisor's own tasks, or whatever task awaits a context's cancellation.
+//!   the supervisor's own tasks, or whatever task awaits a context's cancellation;
+//! - the `Abort`s that cancelled tasks register (their incarnations), which set a flag and
+//!   wake their task.
 //!
 //! Nothing a user gave is formatted, inspected (`source()`), or dropped under it, and
 //! nothing is logged under it (logging reaches the application's subscriber): errors

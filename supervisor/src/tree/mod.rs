@@ -1,17 +1,20 @@
-//! The supervision tree: every node's state, and the rules that move it (DESIGN §3–4).
+//! The supervision tree: every node's state, and the rules that move it (DESIGN §3–4, §14).
 //!
 //! The tree is plain data behind one mutex in [`Shared`](crate::shared::Shared); every method
 //! here runs under that lock and never awaits, blocks, or calls user code other than
-//! [`Metrics::notify_node_state`] (whose panics are caught). Nothing a user gave is formatted,
+//! [`Metrics::notify_node_state`] (whose panics are caught), and the registered
+//! [`Abort`]s, which only set a flag and wake a task. Nothing a user gave is formatted,
 //! inspected or dropped here: a returned error reaches the tree as text, and the runnables of
 //! forgotten nodes leave it in the [`Effects`]. Work that must happen outside the lock
 //! (spawning tasks, arming backoff timers, logging, dropping user values) is returned as
 //! [`Effects`].
 //!
 //! Here: the [`Tree`] and its event API (what contexts, tasks and timers tell it). The rest
-//! is split by what it holds: `node` (nodes, their children, the name index), `restart`
-//! (failure, the restart decision, forgetting children), `effects` (what the tree asks of
-//! the world outside its lock, and what the world tells it).
+//! is split by what it holds: `node` (nodes, their children, the name index), `group` (a
+//! node's groups: their bounds, settings, intensity windows), `restart` (failure, the
+//! restart decision, escalation, ordered stopping, aborting subtrees, forgetting children),
+//! `effects` (what the tree asks of the world outside its lock, and what the world tells
+//! it).
 //!
 //! # Invariants
 //!
@@ -22,7 +25,13 @@
 //!   the running nodes of the subtree, itself included, so "the subtree is ready" (every
 //!   node in it has returned) is `running_below == 0`, in O(1).
 //! - Tokens cascade: a node's token is a child of its parent's (the root's, of the
-//!   supervisor's), so a cancelled node has only cancelled descendants.
+//!   supervisor's), so a cancelled node has only cancelled descendants — but for the
+//!   members of an ordered group, whose tokens are their own: the tree cancels them one at
+//!   a time once the group's watch sees the parent cancelled, so below a cancelled node an
+//!   ordered member may still be waiting its turn.
+//! - A restart is decided once per failure (or self-cancel), and counted then in its
+//!   group's window; the members it restarts are marked `Pending::Group` until they have
+//!   returned.
 //! - A node to restart is the topmost cancelled node on the path from the root to a node
 //!   that just exited: its parent is live by construction, and restarting anything below it
 //!   would be undone by its own restart. Restart is decided on events (an exit, a sibling's
