@@ -5,15 +5,18 @@
 //!
 //! `busy` counts the units of work the supervisor knows will happen without an outside
 //! event: a supervised task that has been woken or is being polled, a task that is past its
-//! cancellation and must still return (or be aborted), and a restart waiting for its
-//! backoff. A count is always taken before the one it replaces is released (a wake is
+//! cancellation and must still return (or be aborted), a restart waiting for its backoff,
+//! and an ordered group's watch once woken ([`Counted`]). A count is always taken before the one it replaces is released (a wake is
 //! counted before the poll that caused it ends; a restart is counted before the exiting
 //! task ends), so `busy` touches zero only when the whole tree is idle.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Waker;
+use std::task::{Context, Poll, Wake, Waker};
 
+use pin_project_lite::pin_project;
 use tokio::sync::Notify;
 
 use crate::lock::lock;
@@ -148,6 +151,91 @@ impl TaskWake {
         let slot = lock(&self.runtime);
         if let Some(waker) = slot.as_ref() {
             waker.wake_by_ref();
+        }
+    }
+}
+
+/// The wake accounting of one of the supervisor's own tasks that waits for an outside
+/// event (an ordered group's watch): what it does once woken is work, counted from the
+/// wake, so that `settled` cannot resolve between a cancellation and the watch acting on
+/// it.
+struct Counter {
+    wake: TaskWake,
+    activity: Arc<Activity>,
+}
+
+impl Wake for Counter {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake.wake(&self.activity);
+    }
+}
+
+/// Releases the task's count if it is dropped unfinished (its runtime shutting down).
+struct Finish {
+    counter: Arc<Counter>,
+    finished: bool,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.counter.wake.abandon(&self.counter.activity);
+        }
+    }
+}
+
+pin_project! {
+    /// `future`, with its wakes counted as the supervisor's work (see [`TaskWake`]).
+    pub(crate) struct Counted<F> {
+        #[pin]
+        future: F,
+        waker: Waker,
+        finish: Finish,
+    }
+}
+
+impl<F: Future<Output = ()>> Counted<F> {
+    /// Counts the spawn as the first wake: call it before spawning, under whatever work
+    /// leads to the spawn.
+    pub(crate) fn new(activity: &Arc<Activity>, future: F) -> Self {
+        activity.enter();
+        let counter = Arc::new(Counter {
+            wake: TaskWake::scheduled(),
+            activity: activity.clone(),
+        });
+        Counted {
+            future,
+            waker: Waker::from(counter.clone()),
+            finish: Finish {
+                counter,
+                finished: false,
+            },
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Counted<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let counter = &this.finish.counter;
+        counter.wake.begin_poll(&counter.activity, cx.waker());
+        let mut counted = Context::from_waker(this.waker);
+        match this.future.poll(&mut counted) {
+            Poll::Ready(()) => {
+                counter.wake.finish(&counter.activity);
+                this.finish.finished = true;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                counter.activity.leave();
+                Poll::Pending
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Counted};
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
@@ -216,7 +216,9 @@ impl Shared {
             cancelled,
             finished,
         } = watch;
-        self.spawn_task(async move {
+        // Counted: between the parent's cancellation and the watch's step the tree has work
+        // to do, which `settled` must see.
+        self.spawn_task(Counted::new(&self.activity, async move {
             tokio::select! {
                 () = cancelled.cancelled() => {
                     let effects = shared.tree().parent_cancelled(parent, group);
@@ -224,7 +226,7 @@ impl Shared {
                 }
                 () = finished.cancelled() => {}
             }
-        });
+        }));
     }
 
     /// Records how the task of `key` ended and restarts what that makes restartable.

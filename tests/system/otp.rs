@@ -643,3 +643,41 @@ async fn bad_settings_are_clear_errors() {
         .unwrap_err();
     assert!(matches!(err, StartError::InvalidSpec(_)), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn settled_waits_for_an_ordered_group_to_stop_when_its_parent_fails() {
+    let said = Said::default();
+    let fail = Arc::new(tokio::sync::Notify::new());
+    let (s, f) = (said.clone(), fail.clone());
+    let sup = Supervisor::new(tree(move |ctx| {
+        let (s, f) = (s.clone(), f.clone());
+        ctx.run("parent", move |ctx: Context| {
+            let (s, f) = (s.clone(), f.clone());
+            async move {
+                ctx.run_group(
+                    Group::new()
+                        .add("a", member("a", &["b"], s.clone()))
+                        .add("b", member("b", &[], s.clone()))
+                        .ordered_shutdown(),
+                )?;
+                ctx.signal(Signal::Healthy);
+                f.notified().await;
+                Err("parent broke".into())
+            }
+        })
+    }));
+    sup.settled().await;
+    fail.notify_one();
+    // No sleep and no event wait: `settled` alone covers the watch's steps, the members'
+    // drains, the parent's backoff and the fresh start.
+    sup.settled().await;
+    assert_eq!(
+        *said.lock().unwrap(),
+        ["b cancelled", "b returned", "a cancelled", "a returned"]
+    );
+    assert_eq!(sup.status().get("root.parent").unwrap().restarts, 1);
+    for dn in ["root.parent", "root.parent.a", "root.parent.b"] {
+        assert_eq!(state(&sup, dn), NodeState::Healthy, "{dn}");
+    }
+    shut_down(sup).await;
+}
