@@ -6,7 +6,7 @@
 //! `busy` counts the units of work the supervisor knows will happen without an outside
 //! event: a supervised task that has been woken or is being polled, a task that is past its
 //! cancellation and must still return (or be aborted), a restart waiting for its backoff,
-//! and an ordered group's watch once woken ([`Counted`]). A count is always taken before the one it replaces is released (a wake is
+//! and an ordered group's watch or a node's task once woken ([`Counted`]). A count is always taken before the one it replaces is released (a wake is
 //! counted before the poll that caused it ends; a restart is counted before the exiting
 //! task ends), so `busy` touches zero only when the whole tree is idle.
 
@@ -155,10 +155,9 @@ impl TaskWake {
     }
 }
 
-/// The wake accounting of one of the supervisor's own tasks that waits for an outside
-/// event (an ordered group's watch): what it does once woken is work, counted from the
-/// wake, so that `settled` cannot resolve between a cancellation and the watch acting on
-/// it.
+/// The wake accounting of a task that is not a runnable's — an ordered group's watch, a
+/// node's task (`Context::spawn`): what it does once woken is work, counted from the wake,
+/// so that `settled` cannot resolve between a cancellation and the task acting on it.
 struct Counter {
     wake: TaskWake,
     activity: Arc<Activity>,
@@ -198,7 +197,7 @@ pin_project! {
     }
 }
 
-impl<F: Future<Output = ()>> Counted<F> {
+impl<F: Future> Counted<F> {
     /// Counts the spawn as the first wake: call it before spawning, under whatever work
     /// leads to the spawn.
     pub(crate) fn new(activity: &Arc<Activity>, future: F) -> Self {
@@ -218,19 +217,19 @@ impl<F: Future<Output = ()>> Counted<F> {
     }
 }
 
-impl<F: Future<Output = ()>> Future for Counted<F> {
-    type Output = ();
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let counter = &this.finish.counter;
         counter.wake.begin_poll(&counter.activity, cx.waker());
         let mut counted = Context::from_waker(this.waker);
         match this.future.poll(&mut counted) {
-            Poll::Ready(()) => {
+            Poll::Ready(output) => {
                 counter.wake.finish(&counter.activity);
                 this.finish.finished = true;
-                Poll::Ready(())
+                Poll::Ready(output)
             }
             Poll::Pending => {
                 counter.activity.leave();

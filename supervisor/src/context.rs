@@ -14,6 +14,7 @@ use crate::backoff::Backoff;
 use crate::error::RunError;
 use crate::group::{Group, Member};
 use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteTarget, Routing, runnable_span};
+use crate::node_task::NodeTask;
 use crate::policy::{GroupPolicy, Shutdown, Spec, Stop};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
@@ -293,6 +294,52 @@ impl Context {
             shared.log_notes(&sink_panics);
         }
         Ok(())
+    }
+
+    /// Spawns `future` as a task that belongs to this node (DESIGN §15), on the supervisor's
+    /// runtime:
+    ///
+    /// - its `tracing` events land at this node's DN, as the runnable's own do (a bare
+    ///   `tokio::spawn` loses them);
+    /// - its wakes count toward [`Supervisor::settled`](crate::Supervisor::settled);
+    /// - once this incarnation's context is cancelled (a failure, a restart, the shutdown),
+    ///   it has the node's shutdown grace to finish, and is then aborted: its `JoinHandle`
+    ///   returns a cancelled `JoinError`. Like a child, it keeps running after the node has
+    ///   signalled `Done` and returned, until the context is cancelled;
+    /// - [`Supervisor::wait`](crate::Supervisor::wait) outlasts it.
+    ///
+    /// A node's restart does not wait for its tasks (only for its children): give them the
+    /// context, or a clone of its token, to stop with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::{Context, Signal};
+    ///
+    /// async fn server(ctx: Context) -> supervisor::Result {
+    ///     let worker = ctx.clone();
+    ///     let flusher = ctx.spawn(async move {
+    ///         tracing::info!("flushing"); // logged at the server's DN
+    ///         worker.cancelled().await;
+    ///     });
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     let _ = flusher.await;
+    ///     Ok(())
+    /// }
+    /// # let _ = server;
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = &self.inner.shared;
+        let abort = Arc::new(OnceLock::new());
+        let task = NodeTask::new(self.clone(), future, abort.clone());
+        let handle = shared.spawn_counted(task);
+        let _ = abort.set(handle.abort_handle());
+        handle
     }
 
     /// Tells the supervisor how this runnable is doing; see [`Signal`].

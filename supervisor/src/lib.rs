@@ -99,6 +99,7 @@ mod lock;
 pub mod logtree;
 mod metrics;
 mod name;
+mod node_task;
 mod policy;
 pub mod registry;
 mod runnable;

@@ -127,6 +127,17 @@ impl Shared {
         self.tracker.spawn_on(task, &self.runtime);
     }
 
+    /// Spawns `task` on the supervisor's runtime, tracked, with its wakes counted as the
+    /// supervisor's work (see [`Counted`]).
+    pub(crate) fn spawn_counted<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker
+            .spawn_on(Counted::new(&self.activity, task), &self.runtime)
+    }
+
     /// Carries out what a change to the tree asked for.
     pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
         let Effects {
@@ -218,7 +229,7 @@ impl Shared {
         } = watch;
         // Counted: between the parent's cancellation and the watch's step the tree has work
         // to do, which `settled` must see.
-        self.spawn_task(Counted::new(&self.activity, async move {
+        self.spawn_counted(async move {
             tokio::select! {
                 () = cancelled.cancelled() => {
                     let effects = shared.tree().parent_cancelled(parent, group);
@@ -226,7 +237,7 @@ impl Shared {
                 }
                 () = finished.cancelled() => {}
             }
-        }));
+        });
     }
 
     /// Records how the task of `key` ended and restarts what that makes restartable.

@@ -18,6 +18,7 @@ mod macros;
 mod metrics;
 mod model;
 mod names;
+mod node_tasks;
 mod otp;
 mod panics;
 mod prometheus;

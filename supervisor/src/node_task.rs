@@ -1,0 +1,84 @@
+//! A plain task that belongs to a node ([`Context::spawn`](crate::Context::spawn), DESIGN
+//! §15): its `tracing` events land at the node's DN, its wakes count toward `settled()`, it
+//! is aborted once the node's context has been cancelled for the node's shutdown grace, and
+//! `wait()` outlasts it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::task::AbortHandle;
+use tokio::time::Sleep;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+use tracing::Span;
+
+use crate::Context;
+use crate::logtree::Routing;
+
+pin_project! {
+    pub(crate) struct NodeTask<F> {
+        ctx: Context,
+        #[pin]
+        future: F,
+        #[pin]
+        cancelled: WaitForCancellationFutureOwned,
+        // Armed once the context is cancelled.
+        grace: Option<Pin<Box<Sleep>>>,
+        // The task's own handle, set right after it is spawned: the deadline aborts the
+        // task through it, so that its `JoinHandle` says it was cancelled.
+        abort: Arc<OnceLock<AbortHandle>>,
+    }
+}
+
+impl<F: Future> NodeTask<F> {
+    pub(crate) fn new(ctx: Context, future: F, abort: Arc<OnceLock<AbortHandle>>) -> Self {
+        let cancelled = ctx.cancellation_token().cancelled_owned();
+        NodeTask {
+            ctx,
+            future,
+            cancelled,
+            grace: None,
+            abort,
+        }
+    }
+}
+
+impl<F: Future> Future for NodeTask<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let incarnation = this.ctx.incarnation();
+        let routing = Routing::enter(Some(incarnation));
+        let span = if routing.by_span() {
+            Some(this.ctx.span())
+        } else {
+            this.ctx.span_if_made()
+        };
+        let polled = {
+            let _entered = span.map(Span::enter);
+            this.future.poll(cx)
+        };
+        if polled.is_ready() {
+            return polled;
+        }
+        if this.grace.is_none() && this.cancelled.as_mut().poll(cx).is_ready() {
+            let grace = this.ctx.shutdown_grace();
+            *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
+        }
+        if let Some(grace) = this.grace
+            && grace.as_mut().poll(cx).is_ready()
+        {
+            match this.abort.get() {
+                // Cancelled at its next yield, which is this one: its handle says so.
+                Some(abort) => abort.abort(),
+                // Not handed its handle yet (the spawner is between the spawn and setting
+                // it): look again at once.
+                None => cx.waker().wake_by_ref(),
+            }
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,92 @@
+//! `Context::spawn`: a task that belongs to its node (DESIGN §15).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use supervisor::{Context, Ended, Signal, Supervisor};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+use crate::support::{shut_down, texts};
+
+#[tokio::test(start_paused = true)]
+async fn a_nodes_task_logs_at_its_dn_and_counts_toward_settled() {
+    let go = Arc::new(Notify::new());
+    let g = go.clone();
+    let sup = Supervisor::new(move |ctx: Context| {
+        let g = g.clone();
+        async move {
+            ctx.run("worker", move |ctx: Context| {
+                let g = g.clone();
+                async move {
+                    let handle = ctx.spawn(async move {
+                        g.notified().await;
+                        tracing::info!("from the worker's task");
+                        7
+                    });
+                    ctx.signal(Signal::Healthy);
+                    assert_eq!(handle.await.expect("it finished"), 7);
+                    tracing::info!("the task said 7");
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            })?;
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        }
+    });
+    sup.settled().await;
+    go.notify_one();
+    // The task's wake is the supervisor's work: settled waits for it, and for what follows.
+    sup.settled().await;
+    let logged = texts(&sup.log_tree(), "root.worker");
+    assert_eq!(logged, ["from the worker's task", "the task said 7"]);
+    shut_down(sup).await;
+}
+
+/// Records when it is dropped.
+struct Dropped(Arc<Mutex<Option<Instant>>>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = Some(Instant::now());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nodes_task_is_aborted_its_grace_after_the_cancellation_and_wait_outlasts_it() {
+    let dropped = Arc::new(Mutex::new(None));
+    let (tx, rx) = oneshot::channel();
+    let tx = Arc::new(Mutex::new(Some(tx)));
+    let d = dropped.clone();
+    let sup = Supervisor::builder()
+        .shutdown_grace(Duration::from_secs(2))
+        .start(move |ctx: Context| {
+            let (d, tx) = (d.clone(), tx.clone());
+            async move {
+                let guard = Dropped(d);
+                // Ignores every cancellation: only the abort stops it.
+                let handle = ctx.spawn(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                });
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(handle);
+                }
+                ctx.signal(Signal::Healthy);
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+    let handle = rx.await.unwrap();
+    sup.settled().await;
+    let cancelled = Instant::now();
+    sup.cancel();
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    let at = dropped.lock().unwrap().expect("the task was dropped");
+    assert_eq!(at - cancelled, Duration::from_secs(2));
+    assert!(handle.await.unwrap_err().is_cancelled());
+    assert!(probe.live_runnables().is_empty());
+}
