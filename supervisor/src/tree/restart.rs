@@ -109,49 +109,44 @@ impl Tree {
             return Vec::new();
         };
         let g = self.node(id).group;
-        if self.groups(parent).range(g).len() == 1 {
-            // A group of one (`ctx.run`), the most common: the member is all there is to
-            // restart, and its token is cancelled already.
-            self.node_mut(id).pending = Pending::Group;
-            if self.groups(parent).policy(g).ordered_shutdown {
-                self.groups_mut(parent).extra_mut(g).awaiting += 1;
-            }
-            return Vec::new();
-        }
-        let (members, policy) = self.group_of(parent, g);
+        let groups = self.groups(parent);
+        let (range, policy) = (groups.range(g), groups.policy(g));
         let from = match policy.strategy {
-            Strategy::OneForAll => 0,
-            Strategy::RestForOne => members.iter().position(|&m| m == id).unwrap_or(0),
+            Strategy::OneForAll => range.start,
+            Strategy::RestForOne => range
+                .clone()
+                .find(|&i| self.child_at(parent, i) == id)
+                .unwrap_or(range.start),
         };
-        // The failed member itself is checked by the caller: a group of one asks for no
-        // allocation here.
-        let mut keys = Vec::with_capacity(members.len() - from - 1);
+        // The failed member itself is checked by the caller, so a group of one (`ctx.run`,
+        // the most common) allocates nothing here.
+        let mut keys = Vec::new();
         let mut added = 0;
-        for &m in &members[from..] {
+        for i in from..range.end {
+            let m = self.child_at(parent, i);
             let member = self.node_mut(m);
             // A member waiting out its own backoff restarts on its own timer.
             if member.pending == Pending::None {
                 member.pending = Pending::Group;
                 added += 1;
             }
-            if m != id {
-                keys.push(Key {
-                    id: m,
-                    incarnation: member.incarnation,
-                });
+            if m == id {
+                // Cancelled already, by its failure.
+                continue;
             }
+            // An ordered group's members are cancelled in turn, by `step`.
+            if !policy.ordered_shutdown && !member.token.is_cancelled() {
+                member.cancelled_at = now;
+                member.token.cancel();
+            }
+            keys.push(Key {
+                id: m,
+                incarnation: member.incarnation,
+            });
         }
         if policy.ordered_shutdown {
             self.groups_mut(parent).extra_mut(g).awaiting += added;
             self.step(parent, g, effects);
-        } else {
-            for &m in &members[from..] {
-                let member = self.node_mut(m);
-                if !member.token.is_cancelled() {
-                    member.cancelled_at = now;
-                    member.token.cancel();
-                }
-            }
         }
         keys
     }
@@ -538,6 +533,14 @@ impl Tree {
             children.group(g).iter().copied().collect(),
             children.groups.policy(g),
         )
+    }
+
+    /// The `i`-th child of `parent`, in start order.
+    fn child_at(&self, parent: NodeId, i: usize) -> NodeId {
+        match self.node(parent).children.as_deref() {
+            Some(children) => children.ids[i],
+            None => unreachable!("{} has a group but no children", self.node(parent).dn),
+        }
     }
 
     fn children_of(&self, id: NodeId) -> Members {
