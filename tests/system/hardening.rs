@@ -273,15 +273,7 @@ async fn a_runnable_blocking_past_its_grace_is_recorded_dead_and_logged() {
     recorder.wait_for("root.blocker", NodeState::Healthy).await;
     let handle = sup.clone();
     sup.cancel();
-    assert_eq!(sup.wait().await, Ended::Cancelled);
-    assert_eq!(state(&handle, "root.blocker"), NodeState::Dead);
-    let logged = texts(&handle.log_tree(), "root.blocker");
-    assert!(
-        logged
-            .iter()
-            .any(|m| m.contains("overran its shutdown grace period by")),
-        "{logged:?}"
-    );
+    assert_overran(sup, &recorder).await;
     let at_supervisor = texts(&handle.log_tree(), "supervisor");
     assert!(
         at_supervisor
@@ -376,21 +368,24 @@ async fn a_runnable_blocked_when_cancelled_and_returning_late_is_recorded_dead()
     let grace = Duration::from_millis(50);
     let recorder = Recorder::default();
     let (blocking, blocked) = std::sync::mpsc::channel::<()>();
-    let blocking = std::sync::Mutex::new(Some(blocking));
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let ends = std::sync::Mutex::new(Some((blocking, released)));
     let sup = Supervisor::builder()
         .shutdown_grace(grace)
         .metrics(recorder.clone())
         .start(tree(move |ctx| {
-            let blocking = blocking.lock().unwrap().take();
+            let ends = std::sync::Mutex::new(ends.lock().unwrap().take());
             ctx.run("blocker", move |ctx: Context| {
-                let blocking = blocking.clone();
+                let ends = ends.lock().unwrap().take();
                 async move {
                     ctx.signal(Signal::Healthy);
-                    if let Some(blocking) = blocking {
+                    if let Some((blocking, released)) = ends {
+                        // Blocks this worker thread until the test has cancelled the tree...
                         let _ = blocking.send(());
+                        let _ = released.recv();
+                        // ...and then, the misbehaviour under test, past the grace.
+                        std::thread::sleep(grace * 2);
                     }
-                    // Blocks this worker thread, cancellation or not.
-                    std::thread::sleep(Duration::from_millis(400));
                     Ok(())
                 }
             })
@@ -399,8 +394,15 @@ async fn a_runnable_blocked_when_cancelled_and_returning_late_is_recorded_dead()
     tokio::task::spawn_blocking(move || blocked.recv().unwrap())
         .await
         .unwrap();
-    let handle = sup.clone();
     sup.cancel();
+    release.send(()).unwrap();
+    assert_overran(sup, &recorder).await;
+}
+
+/// Waits for `sup`, cancelled, and checks that `root.blocker` was recorded as overrunning
+/// its grace: `Dead`, its metrics told so last, and the reason at its DN.
+async fn assert_overran(sup: Supervisor, recorder: &Recorder) {
+    let handle = sup.clone();
     assert_eq!(sup.wait().await, Ended::Cancelled);
     assert_eq!(state(&handle, "root.blocker"), NodeState::Dead);
     let logged = texts(&handle.log_tree(), "root.blocker");

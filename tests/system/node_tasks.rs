@@ -7,7 +7,7 @@ use supervisor::{Context, Ended, Signal, Supervisor};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::support::{shut_down, texts};
+use crate::support::{DropTime, shut_down, texts};
 
 #[tokio::test(start_paused = true)]
 async fn a_nodes_task_logs_at_its_dn_and_counts_toward_settled() {
@@ -45,18 +45,9 @@ async fn a_nodes_task_logs_at_its_dn_and_counts_toward_settled() {
     shut_down(sup).await;
 }
 
-/// Records when it is dropped.
-struct Dropped(Arc<Mutex<Option<Instant>>>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap() = Some(Instant::now());
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_nodes_task_is_aborted_its_grace_after_the_cancellation_and_wait_outlasts_it() {
-    let dropped = Arc::new(Mutex::new(None));
+    let dropped = DropTime::default();
     let (tx, rx) = oneshot::channel();
     let tx = Arc::new(Mutex::new(Some(tx)));
     let d = dropped.clone();
@@ -65,7 +56,7 @@ async fn a_nodes_task_is_aborted_its_grace_after_the_cancellation_and_wait_outla
         .start(move |ctx: Context| {
             let (d, tx) = (d.clone(), tx.clone());
             async move {
-                let guard = Dropped(d);
+                let guard = d.guard();
                 // Ignores every cancellation: only the abort stops it.
                 let handle = ctx.spawn(async move {
                     let _guard = guard;
@@ -85,7 +76,7 @@ async fn a_nodes_task_is_aborted_its_grace_after_the_cancellation_and_wait_outla
     sup.cancel();
     let probe = sup.clone();
     assert_eq!(sup.wait().await, Ended::Cancelled);
-    let at = dropped.lock().unwrap().expect("the task was dropped");
+    let at = dropped.at("the task");
     assert_eq!(at - cancelled, Duration::from_secs(2));
     assert!(handle.await.unwrap_err().is_cancelled());
     assert!(probe.live_runnables().is_empty());

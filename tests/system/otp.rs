@@ -12,7 +12,7 @@ use supervisor::{
 };
 use tokio::time::Instant;
 
-use crate::support::{Cmd, Recorder, Remote, serve, shut_down, state, tree};
+use crate::support::{Cmd, DropTime, Remote, recorded, serve, shut_down, state, tree};
 
 fn spec(kind: Restart) -> Spec {
     Spec::new().restart(kind)
@@ -155,10 +155,7 @@ fn supervised(child: &Remote, limit: Intensity) -> impl Runnable {
 #[tokio::test(start_paused = true)]
 async fn intensity_zero_escalates_on_the_first_failure() {
     let child = Remote::healthy();
-    let recorder = Recorder::default();
-    let sup = Supervisor::builder()
-        .metrics(recorder.clone())
-        .start(supervised(&child, intensity(0, 5)));
+    let (sup, recorder) = recorded(supervised(&child, intensity(0, 5)));
     sup.settled().await;
     child.send(Cmd::Fail("boom"));
     recorder.wait_for("root.sup", NodeState::Dead).await;
@@ -316,19 +313,10 @@ async fn a_transient_root_that_returns_ok_finishes_the_tree() {
 
 // ---- Shutdown policies ------------------------------------------------------------------
 
-/// Records when it is dropped.
-struct Dropped(Arc<Mutex<Option<Instant>>>);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap() = Some(Instant::now());
-    }
-}
-
 /// Signals Healthy, then ignores its cancellation until dropped.
-fn stubborn(dropped: Arc<Mutex<Option<Instant>>>) -> impl Runnable {
+fn stubborn(dropped: DropTime) -> impl Runnable {
     move |ctx: Context| {
-        let guard = Dropped(dropped.clone());
+        let guard = dropped.guard();
         async move {
             let _guard = guard;
             ctx.signal(Signal::Healthy);
@@ -339,7 +327,7 @@ fn stubborn(dropped: Arc<Mutex<Option<Instant>>>) -> impl Runnable {
 }
 
 async fn dropped_after(shutdown: Shutdown) -> (Duration, NodeState) {
-    let dropped = Arc::new(Mutex::new(None));
+    let dropped = DropTime::default();
     let d = dropped.clone();
     let sup = Supervisor::builder()
         .shutdown_grace(Duration::from_secs(5))
@@ -350,7 +338,7 @@ async fn dropped_after(shutdown: Shutdown) -> (Duration, NodeState) {
     let cancelled = Instant::now();
     let probe = sup.clone();
     shut_down(sup).await;
-    let at = dropped.lock().unwrap().expect("dropped");
+    let at = dropped.at("the child");
     (at - cancelled, state(&probe, "root.c"))
 }
 
@@ -394,7 +382,7 @@ async fn infinity_is_never_aborted() {
 
 #[tokio::test(start_paused = true)]
 async fn aborting_a_node_aborts_its_whole_subtree() {
-    let dropped = Arc::new(Mutex::new(None));
+    let dropped = DropTime::default();
     let d = dropped.clone();
     let parent = move |ctx: Context| {
         let d = d.clone();
@@ -421,7 +409,7 @@ async fn aborting_a_node_aborts_its_whole_subtree() {
     let cancelled = Instant::now();
     let probe = sup.clone();
     shut_down(sup).await;
-    let at = dropped.lock().unwrap().expect("the child was dropped");
+    let at = dropped.at("the child");
     assert_eq!(at - cancelled, Duration::from_secs(1));
     let status = probe.status();
     let child = status.get("root.parent.child").unwrap();
@@ -437,7 +425,7 @@ async fn aborting_a_node_aborts_its_whole_subtree() {
 
 #[tokio::test(start_paused = true)]
 async fn a_brutal_parent_takes_its_subtree_along_canceled() {
-    let dropped = Arc::new(Mutex::new(None));
+    let dropped = DropTime::default();
     let d = dropped.clone();
     let parent = move |ctx: Context| {
         let d = d.clone();
@@ -459,7 +447,7 @@ async fn a_brutal_parent_takes_its_subtree_along_canceled() {
     let cancelled = Instant::now();
     let probe = sup.clone();
     shut_down(sup).await;
-    assert_eq!(dropped.lock().unwrap().unwrap() - cancelled, Duration::ZERO);
+    assert_eq!(dropped.at("the child") - cancelled, Duration::ZERO);
     assert_eq!(state(&probe, "root.parent.child"), NodeState::Canceled);
 }
 
@@ -533,20 +521,17 @@ async fn ordered_rest_for_one_stops_the_later_members_in_reverse() {
     let said = Said::default();
     let failing = Remote::healthy();
     let (s, f) = (said.clone(), failing.clone());
-    let recorder = Recorder::default();
-    let sup = Supervisor::builder()
-        .metrics(recorder.clone())
-        .start(tree(move |ctx| {
-            ctx.run_group(
-                Group::new()
-                    .add("a", member("a", &["c", "d"], s.clone()))
-                    .add("b", f.runnable())
-                    .add("c", member("c", &["d"], s.clone()))
-                    .add("d", member("d", &[], s.clone()))
-                    .strategy(Strategy::RestForOne)
-                    .ordered_shutdown(),
-            )
-        }));
+    let (sup, recorder) = recorded(tree(move |ctx| {
+        ctx.run_group(
+            Group::new()
+                .add("a", member("a", &["c", "d"], s.clone()))
+                .add("b", f.runnable())
+                .add("c", member("c", &["d"], s.clone()))
+                .add("d", member("d", &[], s.clone()))
+                .strategy(Strategy::RestForOne)
+                .ordered_shutdown(),
+        )
+    }));
     sup.settled().await;
     failing.send(Cmd::Fail("b broke"));
     sup.settled().await;
@@ -575,18 +560,15 @@ async fn an_ordered_one_for_all_group_stops_in_turn_and_starts_in_add_order() {
     let said = Said::default();
     let failing = Remote::healthy();
     let (s, f) = (said.clone(), failing.clone());
-    let recorder = Recorder::default();
-    let sup = Supervisor::builder()
-        .metrics(recorder.clone())
-        .start(tree(move |ctx| {
-            ctx.run_group(
-                Group::new()
-                    .add("first", f.runnable())
-                    .add("b", member("b", &["c"], s.clone()))
-                    .add("c", member("c", &[], s.clone()))
-                    .ordered_shutdown(),
-            )
-        }));
+    let (sup, recorder) = recorded(tree(move |ctx| {
+        ctx.run_group(
+            Group::new()
+                .add("first", f.runnable())
+                .add("b", member("b", &["c"], s.clone()))
+                .add("c", member("c", &[], s.clone()))
+                .ordered_shutdown(),
+        )
+    }));
     sup.settled().await;
     failing.send(Cmd::Fail("first broke"));
     sup.settled().await;
@@ -598,6 +580,12 @@ async fn an_ordered_one_for_all_group_stops_in_turn_and_starts_in_add_order() {
     for dn in ["root.first", "root.b", "root.c"] {
         assert_eq!(state(&sup, dn), NodeState::Healthy, "{dn}");
     }
+    // Started again together once the last has stopped: the others at once in add order,
+    // the failed one after its backoff.
+    assert_eq!(
+        recorder.order(NodeState::New, 2),
+        ["root.b", "root.c", "root.first"]
+    );
     shut_down(sup).await;
 }
 

@@ -195,6 +195,41 @@ pub fn texts(tree: &supervisor::logtree::LogTree, dn: &str) -> Vec<String> {
         .collect()
 }
 
+/// When something was dropped: hand out [`guard`](DropTime::guard)s to move into a runnable
+/// or a task; the last one dropped sets the time.
+#[derive(Clone, Default)]
+pub struct DropTime(Arc<Mutex<Option<Instant>>>);
+
+/// Sets its [`DropTime`] when dropped.
+pub struct DropGuard(DropTime);
+
+impl DropTime {
+    pub fn guard(&self) -> DropGuard {
+        DropGuard(self.clone())
+    }
+
+    /// When it was dropped; panics (naming `what`) if it was not.
+    pub fn at(&self, what: &str) -> Instant {
+        match *self.0.lock().unwrap() {
+            Some(at) => at,
+            None => panic!("{what} was not dropped"),
+        }
+    }
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        *(self.0).0.lock().unwrap() = Some(Instant::now());
+    }
+}
+
+/// A supervisor of `root` with a [`Recorder`] as its metrics sink.
+pub fn recorded(root: impl Runnable) -> (Supervisor, Recorder) {
+    let recorder = Recorder::default();
+    let sup = Supervisor::builder().metrics(recorder.clone()).start(root);
+    (sup, recorder)
+}
+
 /// A metrics sink that keeps every transition and lets a test wait for one.
 #[derive(Clone, Default)]
 pub struct Recorder {
@@ -217,6 +252,21 @@ impl Recorder {
             .filter(|(d, _)| d == dn)
             .map(|&(_, s)| s)
             .collect()
+    }
+
+    /// The DNs that entered `state` for the `nth` time (1-based), in the order they did.
+    pub fn order(&self, state: NodeState, nth: usize) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+        let mut order = Vec::new();
+        for (dn, _) in log.iter().filter(|(_, s)| *s == state) {
+            let count = seen.entry(dn).or_default();
+            *count += 1;
+            if *count == nth {
+                order.push(dn.clone());
+            }
+        }
+        order
     }
 
     /// Waits until `dn` has entered `state` for the `nth` time (1-based).

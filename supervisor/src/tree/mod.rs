@@ -704,6 +704,15 @@ mod tests {
         }
     }
 
+    /// A group of three permanent members `a`, `b`, `c` below the root.
+    fn three(policy: GroupPolicy) -> (Tree, [Start; 3]) {
+        let (mut tree, _) = tree();
+        let root = root_of(&mut tree);
+        let p = Restart::Permanent;
+        let started = members(&mut tree, &root, &[("a", p), ("b", p), ("c", p)], policy);
+        (tree, started)
+    }
+
     /// The root, and a group `a`, `b` below it.
     fn with_pair() -> (Tree, Start, Start, Start) {
         let (mut tree, _) = tree();
@@ -822,15 +831,7 @@ mod tests {
 
     #[test]
     fn rest_for_one_restarts_the_failed_member_and_those_after_it() {
-        let (mut tree, _) = tree();
-        let root = root_of(&mut tree);
-        let p = Restart::Permanent;
-        let [a, b, c] = members(
-            &mut tree,
-            &root,
-            &[("a", p), ("b", p), ("c", p)],
-            policy(Strategy::RestForOne, false),
-        );
+        let (mut tree, [a, b, c]) = three(policy(Strategy::RestForOne, false));
         let effects = tree.exited(b.key, failed("b failed"));
         assert_eq!(effects.timers.len(), 1, "the failed one after its backoff");
         assert_eq!(effects.timers[0].key, b.key);
@@ -942,15 +943,7 @@ mod tests {
 
     #[test]
     fn an_ordered_group_stops_its_members_one_at_a_time_in_reverse() {
-        let (mut tree, _) = tree();
-        let root = root_of(&mut tree);
-        let p = Restart::Permanent;
-        let [a, b, c] = members(
-            &mut tree,
-            &root,
-            &[("a", p), ("b", p), ("c", p)],
-            policy(Strategy::OneForAll, true),
-        );
+        let (mut tree, [a, b, c]) = three(policy(Strategy::OneForAll, true));
         assert!(
             !a.token.is_cancelled(),
             "its own token, not the root's child"
