@@ -387,9 +387,7 @@ impl Stop {
         let policy = match shutdown {
             Shutdown::Brutal => BRUTAL,
             Shutdown::Infinity => INFINITY,
-            Shutdown::Timeout(d) => u64::try_from(d.as_nanos())
-                .unwrap_or(u64::MAX)
-                .min(INFINITY - 1),
+            Shutdown::Timeout(d) => nanos(d).min(INFINITY - 1),
         };
         if registers {
             policy | REGISTERS
@@ -425,4 +423,10 @@ impl Stop {
     pub(crate) fn is_aborted(&self) -> bool {
         self.word() & ABORTED != 0
     }
+}
+
+/// `d` in nanoseconds, saturating (a `Duration` holds more than a `u64` of them): how the
+/// tree keeps times and periods.
+pub(crate) fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

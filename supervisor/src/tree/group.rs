@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::policy::{GroupPolicy, Intensity};
+use crate::policy::{GroupPolicy, Intensity, nanos};
 
 /// What a group has beyond its members: settings other than the defaults, a restart
 /// window, the restart it is gathering. Most groups have none and cost nothing: their
@@ -106,10 +106,6 @@ impl Window {
             self.times.pop_front();
         }
     }
-}
-
-pub(super) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::error::{NameUse, RunError, panic_message_dropped};
 use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
 use crate::name::is_valid_name;
-use crate::policy::{Policy, Stop};
+use crate::policy::{Policy, Stop, nanos};
 use crate::runnable::DynRunnable;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
@@ -145,7 +145,7 @@ pub(super) struct Epoch(pub(super) Instant);
 
 impl Epoch {
     pub(super) fn now(self) -> u64 {
-        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        nanos(self.0.elapsed())
     }
 }
 

@@ -17,10 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NodeState;
 use crate::error::Failure;
-use crate::policy::{Intensity, Restart, Shutdown, Strategy};
+use crate::policy::{Intensity, Restart, Shutdown, Strategy, nanos};
 use smallvec::SmallVec;
 
-use super::group::nanos;
 use super::node::{Kill, Pending};
 use super::{Effects, Key, NodeId, Note, Timer, Tree};
 
