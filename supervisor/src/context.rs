@@ -11,6 +11,7 @@ use tracing::Span;
 use crate::Signal;
 use crate::activity::{Activity, TaskWake};
 use crate::backoff::Backoff;
+use crate::dynamic::{Dynamic, DynamicSpec};
 use crate::error::RunError;
 use crate::group::{Group, Member};
 use crate::logtree::{DnMeta, LogTree, Logger, RawLogger, RouteTarget, Routing, runnable_span};
@@ -281,7 +282,9 @@ impl Context {
         let shared = &self.inner.shared;
         let (started, sink_panics) = {
             let mut tree = shared.tree();
-            let started = tree.run_group(self.inner.key, members, backoff, policy)?;
+            let started = tree
+                .run_group(self.inner.key, members, backoff, policy)
+                .map_err(|e| e.named(self.dn()))?;
             (started, tree.take_sink_panics())
         };
         for start in started.starts {
@@ -294,6 +297,55 @@ impl Context {
             shared.log_notes(&sink_panics);
         }
         Ok(())
+    }
+
+    /// Makes the dynamic group `name` below this node, and returns its handle: children
+    /// started through it at any time, from any task, while this incarnation lives — one per
+    /// connection, job or device (DESIGN §15).
+    ///
+    /// The group is a node at `<dn>.<name>`, `Healthy` from the start, and its children are
+    /// nodes below it (`<dn>.<name>.c17`). Like a child, the group is made while this node is
+    /// `New`, and its name shares the namespace of this node's children and sub-loggers.
+    /// See [`Dynamic`] for what its children get, and [`DynamicSpec`] for its settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::{Context, DynamicSpec, Signal};
+    ///
+    /// async fn server(ctx: Context) -> supervisor::Result {
+    ///     let conns = ctx.dynamic("conns", DynamicSpec::new())?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     // In the accept loop, for each connection:
+    ///     conns.start(|ctx: Context| async move {
+    ///         tracing::info!("serving"); // logged at root.conns.c1
+    ///         Ok(())
+    ///     })?;
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    /// # let _ = server;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Context::run), and [`RunError::InvalidSpec`] for a spec whose setting
+    /// breaks its rule (`max_children(0)`, a shutdown timeout of zero).
+    pub fn dynamic(&self, name: &str, spec: DynamicSpec) -> Result<Dynamic, RunError> {
+        let shared = &self.inner.shared;
+        let (start, sink_panics) = {
+            let mut tree = shared.tree();
+            let start = tree
+                .run_dynamic(self.inner.key, name, &spec)
+                .map_err(|e| e.named(self.dn()))?;
+            (start, tree.take_sink_panics())
+        };
+        let handle = Dynamic::new(shared.clone(), start.key, start.dn.clone());
+        shared.spawn(start);
+        if !sink_panics.is_empty() {
+            shared.log_notes(&sink_panics);
+        }
+        Ok(handle)
     }
 
     /// Spawns `future` as a task that belongs to this node (DESIGN §15), on the supervisor's
@@ -399,7 +451,10 @@ impl Context {
     /// whose incarnation has ended or whose restart has been decided.
     pub fn sub_logger(&self, name: &str) -> Result<Logger, RunError> {
         let shared = &self.inner.shared;
-        let dn = shared.tree().reserve_sub_logger(self.inner.key, name)?;
+        let dn = shared
+            .tree()
+            .reserve_sub_logger(self.inner.key, name)
+            .map_err(|e| e.named(self.dn()))?;
         Ok(Logger::new(
             shared.log_tree.clone(),
             shared.log_tree.meta_of_node(&dn),

@@ -69,10 +69,12 @@ pub enum RunError {
         /// The parent's state at the time.
         state: NodeState,
     },
-    /// The context belongs to an incarnation of its node that has ended; the node has been
-    /// restarted (or forgotten) since. A stale context cannot touch the tree.
+    /// The context (or [`Dynamic`](crate::Dynamic) handle) belongs to an incarnation of its
+    /// node that has ended; the node has been restarted (or forgotten) since. A dynamic
+    /// group's handle goes stale when the group's parent restarts. A stale context or handle
+    /// cannot touch the tree.
     Stale {
-        /// DN of the context's node.
+        /// DN of the context's node (the dynamic group's, for a handle).
         dn: String,
     },
     /// The child's [`Spec`](crate::Spec) has a setting that breaks its rule, such as a
@@ -84,6 +86,21 @@ pub enum RunError {
         name: String,
         /// The setting and the rule it breaks.
         error: ConfigError,
+    },
+    /// The dynamic group already holds its
+    /// [`max_children`](crate::DynamicSpec::max_children): children running or waiting out
+    /// their backoff.
+    Full {
+        /// DN of the dynamic group.
+        group: String,
+        /// Its limit.
+        max_children: usize,
+    },
+    /// The dynamic group is being cancelled (its parent is stopping or restarting, or the
+    /// whole tree is shutting down): it starts no more children.
+    Closed {
+        /// DN of the dynamic group.
+        group: String,
     },
 }
 
@@ -152,7 +169,21 @@ impl fmt::Display for RunError {
             ),
             RunError::Stale { dn } => write!(
                 f,
-                "the context of `{dn}` is stale: that incarnation of the node has ended"
+                "the context or handle of `{dn}` is stale: the incarnation of the node it \
+                 belongs to has ended"
+            ),
+            RunError::Full {
+                group,
+                max_children,
+            } => write!(
+                f,
+                "dynamic group `{group}` cannot start another child: it holds its \
+                 max_children of {max_children} (children running or waiting to restart)"
+            ),
+            RunError::Closed { group } => write!(
+                f,
+                "dynamic group `{group}` cannot start another child: it is being cancelled \
+                 with its parent"
             ),
             RunError::InvalidSpec {
                 parent,
@@ -164,6 +195,18 @@ impl fmt::Display for RunError {
 }
 
 impl StdError for RunError {}
+
+impl RunError {
+    /// This error, with the DN of the context or handle it was made for in a
+    /// [`Stale`](RunError::Stale) (which the tree cannot know: a stale incarnation's slot
+    /// may hold another node by now).
+    pub(crate) fn named(self, dn: &str) -> RunError {
+        match self {
+            RunError::Stale { .. } => RunError::Stale { dn: dn.to_owned() },
+            other => other,
+        }
+    }
+}
 
 /// The cancellation error: what a runnable may return when it stops because its context was
 /// cancelled.

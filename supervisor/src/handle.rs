@@ -12,7 +12,7 @@ use crate::backoff::Backoff;
 use crate::error::StartError;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
-use crate::policy::{Intensity, Policy, Spec};
+use crate::policy::{Intensity, Policy, Restart, Spec};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::Tree;
@@ -370,16 +370,18 @@ impl Builder {
             None => defaults.clone(),
             Some(spec) => {
                 spec.check().map_err(StartError::InvalidSpec)?;
-                Arc::new(spec.resolve(&defaults.backoff, &defaults))
+                Arc::new(spec.resolve(&defaults.backoff, Restart::Permanent, &defaults))
             }
         };
         let activity = Arc::new(Activity::default());
+        let log_tree = self.log_tree.unwrap_or_default();
         let tree = Tree::new(
             token.clone(),
             defaults,
             self.intensity,
             self.metrics,
             activity.clone(),
+            log_tree.clone(),
         );
         let shared = Arc::new(Shared::new(
             runtime,
@@ -387,7 +389,7 @@ impl Builder {
             token,
             activity,
             self.propagate_panics,
-            self.log_tree.unwrap_or_default(),
+            log_tree,
         ));
         let effects = shared.tree().start_root(Arc::new(root), root_policy);
         shared.apply(effects);

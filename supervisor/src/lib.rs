@@ -91,6 +91,7 @@ mod backoff;
 #[cfg(all(feature = "process", unix))]
 mod command;
 mod context;
+mod dynamic;
 mod error;
 mod group;
 mod handle;
@@ -138,6 +139,7 @@ pub use backoff::Backoff;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use command::{CommandOptions, ProcessSignal, run_command, run_program};
 pub use context::Context;
+pub use dynamic::{Dynamic, DynamicSpec};
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
 pub use group::Group;
 pub use handle::{Builder, Ended, Supervisor};
@@ -151,7 +153,7 @@ pub use runnable::Runnable;
 #[cfg_attr(docsrs, doc(cfg(feature = "signal")))]
 pub use shutdown_signal::{ShutdownSignal, shutdown_signal};
 pub use state::{NodeState, Signal};
-pub use status::{GroupStatus, NodeStatus, TreeStatus};
+pub use status::{DynamicStatus, GroupStatus, NodeStatus, TreeStatus};
 pub use tokio_util::sync::CancellationToken;
 
 /// The error a runnable returns: any error, boxed.

@@ -263,8 +263,10 @@ impl fmt::Display for Intensity {
 
 /// How one child is supervised: its restart kind, shutdown policy and backoff. For
 /// [`Context::run_with`](crate::Context::run_with) and
-/// [`Group::add_with`](crate::Group::add_with); what a spec leaves unset is the group's
-/// (backoff) or the builder's (backoff, shutdown grace).
+/// [`Group::add_with`](crate::Group::add_with), and the children of a dynamic group
+/// ([`DynamicSpec::child`](crate::DynamicSpec::child)); what a spec leaves unset is the
+/// group's (backoff, and the restart kind: `Permanent` in a group, `Temporary` in a dynamic
+/// group) or the builder's (backoff, shutdown grace).
 ///
 /// # Examples
 ///
@@ -281,20 +283,21 @@ impl fmt::Display for Intensity {
 #[derive(Clone, Debug, Default, PartialEq)]
 #[must_use = "a spec does nothing until it is passed to `run_with` or `add_with`"]
 pub struct Spec {
-    restart: Restart,
+    restart: Option<Restart>,
     shutdown: Option<Shutdown>,
     backoff: Option<Backoff>,
 }
 
 impl Spec {
-    /// A permanent child with the group's backoff and the builder's shutdown grace.
+    /// A child of its group's kind (permanent, in a dynamic group temporary), with the
+    /// group's backoff and the builder's shutdown grace.
     pub fn new() -> Spec {
         Spec::default()
     }
 
     /// Its restart kind.
     pub fn restart(mut self, restart: Restart) -> Spec {
-        self.restart = restart;
+        self.restart = Some(restart);
         self
     }
 
@@ -311,9 +314,11 @@ impl Spec {
         self
     }
 
-    /// The restart kind it sets.
+    /// The restart kind it sets; `Permanent` if it sets none (but a dynamic group's
+    /// children are `Temporary` unless their spec says otherwise: see
+    /// [`DynamicSpec`](crate::DynamicSpec)).
     pub fn restart_kind(&self) -> Restart {
-        self.restart
+        self.restart.unwrap_or(Restart::Permanent)
     }
 
     /// The shutdown policy it sets, if any.
@@ -331,11 +336,11 @@ impl Spec {
         self.shutdown.map_or(Ok(()), |s| s.check().map(drop))
     }
 
-    /// The policy of a node run with this (checked) spec, given its group's backoff and the
-    /// tree's defaults.
-    pub(crate) fn resolve(&self, backoff: &Backoff, defaults: &Policy) -> Policy {
+    /// The policy of a node run with this (checked) spec, given its group's backoff and
+    /// kind and the tree's defaults.
+    pub(crate) fn resolve(&self, backoff: &Backoff, kind: Restart, defaults: &Policy) -> Policy {
         Policy {
-            restart: self.restart,
+            restart: self.restart.unwrap_or(kind),
             shutdown: self.shutdown.unwrap_or(defaults.shutdown),
             backoff: self.backoff.clone().unwrap_or_else(|| backoff.clone()),
         }

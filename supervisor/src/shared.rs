@@ -145,9 +145,15 @@ impl Shared {
             timers,
             notes,
             forgotten,
+            left,
+            left_before,
         } = effects;
         if !notes.is_empty() {
-            self.log_notes(&notes);
+            self.log_notes_left(&notes, &left);
+        }
+        // Before anything starts: a newcomer may take a freed name at once.
+        for dn in &left {
+            self.log_tree.forget_below(dn, left_before);
         }
         for start in starts {
             self.spawn(start);
@@ -162,9 +168,14 @@ impl Shared {
 
     /// Logs `notes`, with one timestamp.
     pub(crate) fn log_notes(&self, notes: &[Note]) {
+        self.log_notes_left(notes, &[]);
+    }
+
+    /// Logs `notes`, but nothing at the DNs below `left`, whose logs are dropped.
+    fn log_notes_left(&self, notes: &[Note], left: &[Arc<str>]) {
         let now = SystemTime::now();
         for note in notes {
-            self.log(note, now);
+            self.log(note, now, left);
         }
     }
 
@@ -270,11 +281,13 @@ impl Shared {
     /// node's own DN — and as a `tracing` event at target `supervisor` outside any runnable
     /// span, for the application's own subscriber. (Writing to the tree directly keeps the
     /// event from being routed there a second time.)
-    fn log(&self, note: &Note, now: SystemTime) {
+    fn log(&self, note: &Note, now: SystemTime, left: &[Arc<str>]) {
         let (dn, text) = match note {
             Note::Failed { dn, reason, .. } => {
-                self.log_tree
-                    .log_text(dn, Severity::Error, reason.to_string(), now);
+                if !left.iter().any(|top| in_subtree(top, dn)) {
+                    self.log_tree
+                        .log_text(dn, Severity::Error, reason.to_string(), now);
+                }
                 (dn, [&**dn, " failed: ", reason].concat())
             }
             Note::Restarting { dn, delay } if delay.is_zero() => {
@@ -296,10 +309,15 @@ impl Shared {
             }
             Note::SinkPanicked { dn, state, message } => (
                 dn,
-                format!(
-                    "a metrics sink panicked when told {dn} is {}: {message}",
-                    state.name()
-                ),
+                match state {
+                    Some(state) => format!(
+                        "a metrics sink panicked when told {dn} is {}: {message}",
+                        state.name()
+                    ),
+                    None => {
+                        format!("a metrics sink panicked when told {dn} left the tree: {message}")
+                    }
+                },
             ),
         };
         if let Note::Failed { .. } | Note::SinkPanicked { .. } = note {
@@ -310,6 +328,12 @@ impl Shared {
             self.log.log_text(Severity::Info, text, now);
         }
     }
+}
+
+/// Whether `dn` is `top` or below it.
+fn in_subtree(top: &str, dn: &str) -> bool {
+    dn.strip_prefix(top)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 #[cfg(test)]

@@ -68,6 +68,25 @@ pub struct NodeStatus {
     pub kind: Restart,
     /// The groups of children it started, in start order.
     pub groups: Vec<GroupStatus>,
+    /// For a dynamic group's node, the group's settings and how full it is.
+    pub dynamic: Option<DynamicStatus>,
+}
+
+/// A dynamic group, in its node's [`NodeStatus`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DynamicStatus {
+    /// The children it holds: running, or waiting out their backoff.
+    pub children: usize,
+    /// Its limit, if it has one.
+    pub max_children: Option<usize>,
+    /// Its children's restart kind.
+    pub kind: Restart,
+    /// Its intensity (its own, or the builder's), if any.
+    pub intensity: Option<Intensity>,
+    /// The restarts of its children within the current window of its intensity: `None`
+    /// without an intensity.
+    pub restarts_in_window: Option<usize>,
 }
 
 /// One group of children, in its parent's [`NodeStatus`].
@@ -190,6 +209,17 @@ fn line(f: &mut fmt::Formatter<'_>, node: &NodeStatus, name: &str, prefix: &str)
         }
         f.write_str("]")?;
     }
+    if let Some(group) = &node.dynamic {
+        write!(f, "  [dynamic: {} children", group.children)?;
+        if let Some(max) = group.max_children {
+            write!(f, " of {max}")?;
+        }
+        write!(f, ", {}", group.kind)?;
+        if let (Some(intensity), Some(n)) = (group.intensity, group.restarts_in_window) {
+            write!(f, ", {n} of {intensity} restarts")?;
+        }
+        f.write_str("]")?;
+    }
     if let Some(error) = &node.last_error {
         write!(f, "  last error: {}", shorten(error))?;
     }
@@ -229,6 +259,7 @@ mod tests {
             running: true,
             kind: Restart::Permanent,
             groups: Vec::new(),
+            dynamic: None,
         }
     }
 

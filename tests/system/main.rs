@@ -7,6 +7,7 @@ mod backoff;
 mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
+mod dynamic;
 mod groups;
 mod hardening;
 mod harness;

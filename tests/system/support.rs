@@ -234,6 +234,7 @@ pub fn recorded(root: impl Runnable) -> (Supervisor, Recorder) {
 #[derive(Clone, Default)]
 pub struct Recorder {
     log: Arc<Mutex<Vec<(String, NodeState)>>>,
+    removed: Arc<Mutex<Vec<String>>>,
     changed: Arc<Notify>,
 }
 
@@ -242,9 +243,18 @@ impl Metrics for Recorder {
         self.log.lock().unwrap().push((dn.to_owned(), state));
         self.changed.notify_waiters();
     }
+
+    fn notify_node_removed(&self, dn: &str) {
+        self.removed.lock().unwrap().push(dn.to_owned());
+    }
 }
 
 impl Recorder {
+    /// The DNs that left the tree, in order.
+    pub fn removed(&self) -> Vec<String> {
+        self.removed.lock().unwrap().clone()
+    }
+
     /// Every state `dn` has entered, in order.
     pub fn history(&self, dn: &str) -> Vec<NodeState> {
         let log = self.log.lock().unwrap();

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::lock::lock;
+use smallvec::SmallVec;
 
 use tokio::sync::Notify;
 
@@ -273,6 +274,35 @@ impl Journal {
     /// The sequence number the next entry will get: entries before it are backlog.
     pub(super) fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Drops the entries of `dn`, and of every DN below it, numbered before `before`: the
+    /// log of a node that has left the tree. What a stream has taken already stays there.
+    pub(super) fn forget_below(&mut self, dn: &str, before: u64) {
+        let mut below: SmallVec<[Arc<str>; 1]> = self
+            .dns
+            .range::<str, _>((std::ops::Bound::Included(dn), std::ops::Bound::Unbounded))
+            .take_while(|(d, _)| Filter::in_subtree(dn, d))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in below.drain(..) {
+            let Some(deque) = self.dns.get_mut(&*d) else {
+                continue;
+            };
+            while deque.front().is_some_and(|e| e.seq < before) {
+                if let Some(old) = deque.pop_front() {
+                    self.retained -= 1;
+                    self.bytes -= old.payload.cost();
+                }
+            }
+            if deque.is_empty() {
+                self.dns.remove(&*d);
+            }
+        }
+        // The forgotten entries' places in `order` are orphans now, compacted as any.
+        if self.order.len() > 2 * self.retained + 1024 {
+            self.compact_order();
+        }
     }
 
     /// The DNs holding entries that `filter` may select.

@@ -323,6 +323,17 @@ impl LogTree {
         Ok(LogReader { backlog, stream })
     }
 
+    /// The number the next entry will get.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.inner.journal().next_seq()
+    }
+
+    /// Drops the log of `dn` and of everything below it, numbered before `before` (see
+    /// [`Journal::forget_below`]).
+    pub(crate) fn forget_below(&self, dn: &str, before: u64) {
+        self.inner.journal().forget_below(dn, before);
+    }
+
     /// What the tree holds now: retained entries, the bytes they account for, the number
     /// of DNs with entries, and the live streams.
     pub fn usage(&self) -> Usage {

@@ -25,7 +25,11 @@ pub use self::prometheus::PrometheusMetrics;
 ///
 /// A node's first notification is `New`, when it is created; a restart notifies `New` again.
 /// Nodes forgotten because their parent restarted get no notification of their own; their
-/// DN reappears when the parent starts them again.
+/// DN reappears when the parent starts them again. A DN that leaves the tree for good — a
+/// finished child of a dynamic group, with everything below it, or a dynamic child
+/// forgotten with its group's parent — is told to
+/// [`notify_node_removed`](Metrics::notify_node_removed), after its last state, so that a
+/// sink can drop what it keeps of it: a server's million connections must not grow it.
 ///
 /// # Examples
 ///
@@ -44,11 +48,22 @@ pub use self::prometheus::PrometheusMetrics;
 pub trait Metrics: Send + Sync + 'static {
     /// `dn` has entered `state`.
     fn notify_node_state(&self, dn: &str, state: NodeState);
+
+    /// `dn` has left the tree for good (DESIGN §15): nothing more will be told of it, unless
+    /// a new node comes to have the same DN, which starts again with `New`. By default,
+    /// nothing is done.
+    fn notify_node_removed(&self, dn: &str) {
+        let _ = dn;
+    }
 }
 
 impl<M: Metrics + ?Sized> Metrics for Arc<M> {
     fn notify_node_state(&self, dn: &str, state: NodeState) {
         (**self).notify_node_state(dn, state);
+    }
+
+    fn notify_node_removed(&self, dn: &str) {
+        (**self).notify_node_removed(dn);
     }
 }
 
@@ -64,7 +79,8 @@ pub struct DnState {
     pub wall_time: SystemTime,
 }
 
-/// [`Metrics`] that keeps the latest state of every DN ever seen, and when it changed.
+/// [`Metrics`] that keeps the latest state of every DN in the tree, and when it changed. A
+/// DN that leaves the tree ([`Metrics::notify_node_removed`]) is dropped.
 ///
 /// A cheap handle: clones share the same map, so keep one and give a clone to the builder.
 ///
@@ -115,6 +131,10 @@ impl Metrics for InMemoryMetrics {
                 dns.insert(dn.to_owned(), now);
             }
         }
+    }
+
+    fn notify_node_removed(&self, dn: &str) {
+        lock(&self.dns).remove(dn);
     }
 }
 

@@ -21,7 +21,9 @@ use crate::{Metrics, NodeState};
 ///   transitions (a DN's first transition counts from `NODE_STATE_DEAD`).
 ///
 /// States are labelled `NODE_STATE_NEW`, `NODE_STATE_HEALTHY`, … With the namespace
-/// `monogon`, the names are exactly those of the Go original.
+/// `monogon`, the names are exactly those of the Go original. A DN that leaves the tree
+/// (a finished dynamic child: [`Metrics::notify_node_removed`]) takes its series with it,
+/// so churn does not grow the registry.
 ///
 /// # Examples
 ///
@@ -45,7 +47,20 @@ use crate::{Metrics, NodeState};
 pub struct PrometheusMetrics {
     states: IntGaugeVec,
     transitions: IntCounterVec,
-    last: Mutex<HashMap<String, NodeState>>,
+    last: Mutex<HashMap<String, Seen>>,
+}
+
+/// What the series of one DN hold: its state, and which transitions it has counted (bit
+/// `old * 5 + new`, by place in [`NodeState::ALL`]), so that a DN leaving the tree takes
+/// exactly its own series with it.
+struct Seen {
+    state: NodeState,
+    transitions: u32,
+}
+
+fn transition_bit(old: NodeState, new: NodeState) -> u32 {
+    let place = |s: NodeState| NodeState::ALL.iter().position(|&a| a == s).unwrap_or(0);
+    1 << (place(old) * NodeState::ALL.len() + place(new))
 }
 
 impl PrometheusMetrics {
@@ -111,9 +126,17 @@ impl Metrics for PrometheusMetrics {
     fn notify_node_state(&self, dn: &str, state: NodeState) {
         let mut last = lock(&self.last);
         let old = match last.get_mut(dn) {
-            Some(old) => std::mem::replace(old, state),
+            Some(seen) => {
+                let old = std::mem::replace(&mut seen.state, state);
+                seen.transitions |= transition_bit(old, state);
+                old
+            }
             None => {
-                last.insert(dn.to_owned(), state);
+                let seen = Seen {
+                    state,
+                    transitions: transition_bit(NodeState::Dead, state),
+                };
+                last.insert(dn.to_owned(), seen);
                 NodeState::Dead
             }
         };
@@ -126,6 +149,25 @@ impl Metrics for PrometheusMetrics {
         self.transitions
             .with_label_values(&[dn, old.as_str(), state.as_str()])
             .inc();
+    }
+
+    /// Drops the DN's series: its five state gauges and the transitions it counted.
+    fn notify_node_removed(&self, dn: &str) {
+        let Some(seen) = lock(&self.last).remove(dn) else {
+            return;
+        };
+        for s in NodeState::ALL {
+            let _ = self.states.remove_label_values(&[dn, s.as_str()]);
+        }
+        for old in NodeState::ALL {
+            for new in NodeState::ALL {
+                if seen.transitions & transition_bit(old, new) != 0 {
+                    let _ = self
+                        .transitions
+                        .remove_label_values(&[dn, old.as_str(), new.as_str()]);
+                }
+            }
+        }
     }
 }
 

@@ -78,10 +78,11 @@ pub(crate) enum Note {
     GaveUp {
         reason: Arc<str>,
     },
-    /// A metrics sink panicked when told of a state change.
+    /// A metrics sink panicked when told of a state change (`None`: that the DN left the
+    /// tree).
     SinkPanicked {
         dn: Arc<str>,
-        state: NodeState,
+        state: Option<NodeState>,
         message: String,
     },
 }
@@ -106,6 +107,11 @@ pub(crate) struct Effects {
     /// The runnables of forgotten nodes, by DN, to be dropped outside the lock: a runnable's
     /// captured state is user code, and its `Drop` may panic.
     pub(crate) forgotten: Vec<(Arc<str>, Arc<dyn DynRunnable>)>,
+    /// Dynamic children that left the tree, topmost only: their logs, and everything logged
+    /// below them, numbered before `left_before` are dropped from the log tree. Later
+    /// entries are a newcomer's under a freed name (or a stale logger's), and stay.
+    pub(crate) left: Vec<Arc<str>>,
+    pub(crate) left_before: u64,
 }
 
 /// How a node's task ended, with nothing of the user's left in it: see [`ReturnedError`].

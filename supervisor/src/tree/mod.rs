@@ -50,12 +50,14 @@ use crate::backoff::{Backoff, Rng};
 use crate::error::{Failure, NameUse, RunError};
 use crate::group::Member;
 use crate::hash::{FastMap, FastSet};
+use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::policy::{GroupPolicy, Intensity, Policy, Restart};
 use crate::runnable::DynRunnable;
 use crate::status::{GroupStatus, NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
 
+mod dynamic;
 mod effects;
 mod group;
 mod node;
@@ -65,7 +67,7 @@ pub(crate) use effects::{
     Abort, Effects, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
 };
 use group::Window;
-use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken};
+use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken, stale};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -97,6 +99,8 @@ pub(crate) struct Tree {
     finished: CancellationToken,
     /// Whether an ordered group exists, whose watch waits for `finished`.
     watching: bool,
+    /// Whether a dynamic group exists, whose finished children leave the tree.
+    dynamic: bool,
     /// Whether tasks register an [`Abort`] once cancelled: set for good by the first
     /// shutdown policy other than the default, or the first ordered group.
     register_all: bool,
@@ -104,6 +108,8 @@ pub(crate) struct Tree {
     aborts: FastMap<NodeId, Arc<dyn Abort>>,
     metrics: Vec<Arc<dyn Metrics>>,
     activity: Arc<Activity>,
+    /// Read for where the logs of children leaving the tree end (see `Effects::left`).
+    log_tree: LogTree,
     /// The supervisor's own token: the root's parent.
     token: CancellationToken,
     /// When the whole tree was cancelled through the supervisor's handle, on the tree's
@@ -125,6 +131,7 @@ impl Tree {
         default_intensity: Option<Intensity>,
         metrics: Vec<Arc<dyn Metrics>>,
         activity: Arc<Activity>,
+        log_tree: LogTree,
     ) -> Self {
         Tree {
             slots: Vec::new(),
@@ -138,10 +145,12 @@ impl Tree {
             backoffs: 0,
             finished: CancellationToken::new(),
             watching: false,
+            dynamic: false,
             register_all: false,
             aborts: FastMap::default(),
             metrics,
             activity,
+            log_tree,
             token,
             cancelled_at: 0,
             sink_panics: Vec::new(),
@@ -176,7 +185,7 @@ impl Tree {
         policy: GroupPolicy,
     ) -> Result<Started, RunError> {
         let Some(parent) = self.acting(key) else {
-            return Err(self.stale(key));
+            return Err(stale());
         };
         let mut seen = (members.len() > PAIRWISE_UP_TO).then(FastSet::<&str>::default);
         for (i, member) in members.iter().enumerate() {
@@ -230,7 +239,9 @@ impl Tree {
             let name = member.name.as_ref();
             let policy = match &member.spec {
                 None => shared.clone(),
-                Some(spec) => Arc::new(spec.resolve(&shared.backoff, &self.defaults)),
+                Some(spec) => {
+                    Arc::new(spec.resolve(&shared.backoff, Restart::Permanent, &self.defaults))
+                }
             };
             self.register_all |= ordered || policy.shutdown != self.defaults.shutdown;
             let mut dn = std::mem::take(&mut self.scratch);
@@ -278,7 +289,7 @@ impl Tree {
         name: &str,
     ) -> Result<Arc<str>, RunError> {
         let Some(node) = self.acting(key) else {
-            return Err(self.stale(key));
+            return Err(stale());
         };
         self.check_name(node, name, NameUse::SubLogger)?;
         let dn = format!("{}.{name}", node.dn).into();
@@ -435,6 +446,9 @@ impl Tree {
         for member in emptied {
             self.step_if_parent_cancelled(member, &mut effects);
         }
+        if self.dynamic && self.current(key).is_some() {
+            self.leave_finished(key.id, &mut effects);
+        }
         if self.watching {
             self.check_finished();
         }
@@ -508,6 +522,7 @@ impl Tree {
         {
             if self.parent_token(key.id).is_cancelled() {
                 self.drop_restart(key.id, &mut effects);
+                self.leave_finished(key.id, &mut effects);
             } else {
                 self.backoffs -= 1;
                 self.start_again(key.id, &mut effects);
@@ -527,6 +542,7 @@ impl Tree {
             .is_some_and(|n| n.pending == Pending::Backoff)
         {
             self.drop_restart(key.id, &mut effects);
+            self.leave_finished(key.id, &mut effects);
         }
         if self.watching {
             self.check_finished();
@@ -552,8 +568,9 @@ impl Tree {
         let mut nodes: Vec<NodeStatus> = self
             .slots
             .iter()
-            .flatten()
-            .map(|n| NodeStatus {
+            .enumerate()
+            .filter_map(|(id, n)| Some((id, n.as_ref()?)))
+            .map(|(id, n)| NodeStatus {
                 dn: n.dn.to_string(),
                 state: n.state,
                 in_state: Duration::from_nanos(now.saturating_sub(n.since)),
@@ -562,6 +579,7 @@ impl Tree {
                 running: n.running,
                 kind: n.policy.restart,
                 groups: self.groups_status(n, now),
+                dynamic: self.dynamic_status(id, now),
             })
             .collect();
         nodes.sort_unstable_by(|a, b| a.dn.cmp(&b.dn));
@@ -645,6 +663,7 @@ mod tests {
             intensity,
             Vec::new(),
             Arc::new(Activity::default()),
+            crate::logtree::LogTree::new(),
         );
         (tree, token)
     }
@@ -758,12 +777,10 @@ mod tests {
         let (mut tree, _root, a, b) = with_pair();
         drop(tree.exited(a.key, failed("x")));
         drop(tree.exited(b.key, Outcome::Returned(Ok(()))));
-        assert_eq!(
+        assert!(matches!(
             tree.reserve_sub_logger(a.key, "y"),
-            Err(RunError::Stale {
-                dn: "root.a".into()
-            })
-        );
+            Err(RunError::Stale { .. })
+        ));
         let restarted = only_start(tree.backoff_elapsed(a.key));
         assert!(tree.reserve_sub_logger(restarted.key, "y").is_ok());
     }

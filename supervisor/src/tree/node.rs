@@ -17,6 +17,7 @@ use crate::runnable::DynRunnable;
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use super::dynamic::DynamicGroup;
 use super::group::Groups;
 use super::{Effects, Key, NodeId, Note, Start, Tree};
 
@@ -58,6 +59,9 @@ pub(super) struct Node {
     /// A member of an ordered group: its token is not its parent's child, and the tree
     /// cancels it in turn.
     pub(super) ordered: bool,
+    /// A child of a dynamic group: `group` is then its place among its parent's children,
+    /// and it leaves the tree once it has finished.
+    pub(super) dynamic: bool,
     /// Whether it is being aborted with an ancestor (or by its own policy), and how.
     pub(super) kill: Kill,
 }
@@ -107,6 +111,9 @@ pub(super) struct Children {
     pub(super) by_name: HashTable<NodeId>,
     /// Names taken by sub-loggers.
     pub(super) sub_loggers: FastSet<Box<str>>,
+    /// For a dynamic group's node: the group's settings and restart window. Its children
+    /// are then all dynamic, and it has no groups.
+    pub(super) dynamic: Option<Box<DynamicGroup>>,
 }
 
 impl Children {
@@ -188,7 +195,7 @@ impl Tree {
             let child = self.node(id);
             child.name_hash == hash && name_of(&child.dn) == name
         };
-        if children.ids.len() <= INDEXED_FROM {
+        if children.by_name.is_empty() {
             children.ids.iter().copied().find(named)
         } else {
             children.by_name.find(index_hash(hash), named).copied()
@@ -196,14 +203,18 @@ impl Tree {
     }
 
     /// Adds `id` (whose node keeps its name hash) to `children`, indexing them all by name
-    /// when there come to be more than [`INDEXED_FROM`].
+    /// when there come to be more than [`INDEXED_FROM`]. Once made, the index is kept up
+    /// to date whatever the number of children (a dynamic group's shrink and grow).
     pub(super) fn add_child(&self, children: &mut Children, id: NodeId) {
         children.ids.push(id);
         let rehash = |&id: &NodeId| index_hash(self.node(id).name_hash);
-        let new = match children.ids.len() {
-            n if n <= INDEXED_FROM => return,
-            n if n == INDEXED_FROM + 1 => &children.ids[..],
-            n => &children.ids[n - 1..],
+        let n = children.ids.len();
+        let new = if !children.by_name.is_empty() {
+            &children.ids[n - 1..]
+        } else if n > INDEXED_FROM {
+            &children.ids[..]
+        } else {
+            return;
         };
         for &child in new {
             let hash = index_hash(self.node(child).name_hash);
@@ -276,7 +287,7 @@ impl Tree {
             if let Err(payload) = told {
                 self.sink_panics.push(Note::SinkPanicked {
                     dn: node.dn.clone(),
-                    state,
+                    state: Some(state),
                     message: panic_message_dropped(payload),
                 });
             }
@@ -324,6 +335,7 @@ impl Tree {
             running: false,
             pending: Pending::None,
             ordered,
+            dynamic: false,
             kill: Kill::None,
         };
         let id = match self.free.pop() {
@@ -372,13 +384,10 @@ impl Tree {
             stop: Stop::encode(node.policy.shutdown, register),
         }
     }
+}
 
-    pub(super) fn stale(&self, key: Key) -> RunError {
-        let dn = self
-            .slots
-            .get(key.id)
-            .and_then(Option::as_ref)
-            .map_or_else(|| "(forgotten node)".to_owned(), |n| n.dn.to_string());
-        RunError::Stale { dn }
-    }
+/// The error of a stale key. Its DN is the caller's to fill in ([`RunError::named`]): the
+/// slot may hold another node by now.
+pub(super) fn stale() -> RunError {
+    RunError::Stale { dn: String::new() }
 }

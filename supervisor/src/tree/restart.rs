@@ -102,12 +102,16 @@ impl Tree {
         if let Err(escalated) = self.count_restart(id, died, reason, effects) {
             return escalated;
         }
-        let Some(parent) = self.node(id).parent else {
-            // The root is a group of one, restarted by the supervisor.
-            self.node_mut(id).pending = Pending::Group;
-            return Vec::new();
+        let node = self.node(id);
+        let (parent, g) = match node.parent {
+            Some(parent) if !node.dynamic => (parent, node.group),
+            // The root is a group of one, restarted by the supervisor; so is each child of a
+            // dynamic group.
+            _ => {
+                self.node_mut(id).pending = Pending::Group;
+                return Vec::new();
+            }
         };
-        let g = self.node(id).group;
         let groups = self.groups(parent);
         let (range, policy) = (groups.range(g), groups.policy(g));
         let from = match policy.strategy {
@@ -162,20 +166,20 @@ impl Tree {
         effects: &mut Effects,
     ) -> Result<(), Vec<Key>> {
         let node = self.node(id);
-        let parent = node.parent;
-        let g = node.group;
-        let intensity = match parent {
-            Some(p) => self
-                .groups(p)
-                .policy(g)
-                .intensity
-                .or(self.default_intensity),
-            None => self.default_intensity,
+        let (parent, g, dynamic) = (node.parent, node.group, node.dynamic);
+        let own = match parent {
+            Some(p) if dynamic => self.dynamic_group(p).and_then(|d| d.intensity),
+            Some(p) => self.groups(p).policy(g).intensity,
+            None => None,
         };
-        let Some(intensity) = intensity else {
+        let Some(intensity) = own.or(self.default_intensity) else {
             return Ok(());
         };
         let window = match parent {
+            Some(p) if dynamic => match self.dynamic_group(p) {
+                Some(group) => &mut group.window,
+                None => unreachable!("a dynamic child's parent is a dynamic group"),
+            },
             Some(p) => &mut self.groups_mut(p).extra_mut(g).window,
             None => &mut self.root_window,
         };
@@ -187,6 +191,11 @@ impl Tree {
             count,
             intensity,
             last: [&*self.node(id).dn, ": ", reason].concat().into(),
+        };
+        // A dynamic group belongs to its parent's incarnation: its parent fails.
+        let parent = match parent {
+            Some(p) if dynamic => self.node(p).parent,
+            parent => parent,
         };
         match parent {
             Some(p) => {
@@ -265,7 +274,7 @@ impl Tree {
             return;
         };
         let g = self.node(id).group;
-        if !self.groups(parent).policy(g).ordered_shutdown {
+        if self.node(id).dynamic || !self.groups(parent).policy(g).ordered_shutdown {
             // Each member restarts as soon as its own subtree has returned (DESIGN §4).
             self.launch_member(id, effects);
             return;
@@ -294,6 +303,9 @@ impl Tree {
                 dn: node.dn.clone(),
                 why: "it is temporary",
             });
+            if node.dynamic {
+                self.leave(id, effects);
+            }
             return;
         }
         let after_backoff = node.state == NodeState::Dead || node.cancelled_at == 0;
@@ -325,6 +337,8 @@ impl Tree {
                     reason.push_str(error);
                 }
                 self.give_up(reason.into(), effects);
+            } else if node.dynamic {
+                self.leave(id, effects);
             }
             return;
         }
@@ -493,20 +507,36 @@ impl Tree {
         effects.starts.push(self.launch(id));
     }
 
-    /// Forgets every node below `id`. Restarts pending among them are dropped (`Canceled`).
+    /// Forgets every node below `id`, which is starting again. Restarts pending among them
+    /// are dropped (`Canceled`). Its static children come back with it; its dynamic ones,
+    /// and whatever is below them, leave the tree.
     pub(super) fn forget_children(&mut self, id: NodeId, effects: &mut Effects) {
         let Some(children) = self.node_mut(id).children.take() else {
             return;
         };
-        let mut stack = children.ids;
-        while let Some(c) = stack.pop() {
+        self.forget_all(children.ids.iter().map(|&c| (c, false)).collect(), effects);
+    }
+
+    /// Forgets `id` and everything below it.
+    pub(super) fn forget(&mut self, id: NodeId, effects: &mut Effects) {
+        self.forget_all(smallvec::smallvec![(id, false)], effects);
+    }
+
+    /// Forgets the nodes of `stack` and their subtrees, each paired with whether the node
+    /// above it leaves the tree for good (and so everything below it does).
+    fn forget_all(&mut self, mut stack: SmallVec<[(NodeId, bool); 4]>, effects: &mut Effects) {
+        while let Some((c, above_removed)) = stack.pop() {
             if self.node(c).pending == Pending::Backoff {
                 self.drop_restart(c, effects);
             }
             if let Some(node) = self.slots[c].take() {
                 debug_assert!(!node.running, "forgot running node {}", node.dn);
+                let removed = above_removed || node.dynamic;
+                if removed {
+                    self.removed(&node.dn, !above_removed, effects);
+                }
                 if let Some(children) = node.children {
-                    stack.extend(children.ids);
+                    stack.extend(children.ids.iter().map(|&c| (c, removed)));
                 }
                 effects.forgotten.push((node.dn, node.runnable));
                 self.free.push(c);
