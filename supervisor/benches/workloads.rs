@@ -1,4 +1,4 @@
-//! The supervisor's workloads W1–W7 (and W4b, a restart's cost under an intensity window),
+//! The supervisor's workloads W1–W8 (and W4b, a restart's cost under an intensity window),
 //! each beside its floor: the least a hand-written tokio
 //! program needs for the same job (`tokio::spawn`, a child `CancellationToken` and one
 //! notification per task, no tree bookkeeping). Prints a table of medians and ratios.
@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Everything runs on tokio's current-thread runtime, as the floors' reference figures were
-//! taken: it measures the work itself rather than the cost of waking other threads.
+//! taken: it measures the work itself rather than the cost of waking other threads. W8
+//! (dynamic churn, in `workloads/churn.rs`) runs on a multi-thread runtime too.
 //!
 //! Memory is the growth of the resident set while the runnables are alive, divided by their
 //! number, each measured in a fresh process of this benchmark (Linux; `-` elsewhere), so that
@@ -32,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 const RUNS: usize = 5;
 
+#[path = "workloads/churn.rs"]
+mod churn;
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -41,6 +45,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--memory") {
         let (which, n) = (&args[i + 1], args[i + 2].parse().expect("a count"));
+        if which == "churn" {
+            let around = rt.block_on(churn::resident_around(n));
+            let (before, after) = around.unwrap_or((f64::NAN, f64::NAN));
+            println!("{before} {after}");
+            return;
+        }
         let per = rt.block_on(async {
             if which == "ours" {
                 let (sup, _, mem) = flat_start(n).await;
@@ -92,6 +102,10 @@ fn main() {
             table.growth_rows();
         }
     });
+    if run("w8") {
+        // Outside the current-thread runtime: it drives a multi-thread one too.
+        churn::w8(&rt, &mut table);
+    }
     table.print();
 }
 

@@ -518,6 +518,13 @@ impl Incarnation {
     pub(crate) fn stop(&self) -> &Stop {
         &self.stop
     }
+
+    /// Whether a logger was made at its DN: by the runnable, its tasks, or the routing of
+    /// their `tracing` events. (One made later, from a context kept past the incarnation's
+    /// end, is not known to the tree: what it logs stays once the node has left.)
+    pub(crate) fn has_logged(&self) -> bool {
+        self.meta.get().is_some()
+    }
 }
 
 impl Abort for Incarnation {

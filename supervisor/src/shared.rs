@@ -251,9 +251,16 @@ impl Shared {
         });
     }
 
-    /// Records how the task of `key` ended and restarts what that makes restartable.
-    pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome) {
-        let effects = self.tree().exited(key, outcome);
+    /// Records how the task of `key` ended and restarts what that makes restartable;
+    /// `logged` if the incarnation made a logger at its DN.
+    pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome, logged: bool) {
+        let effects = {
+            let mut tree = self.tree();
+            if logged {
+                tree.logged(key);
+            }
+            tree.exited(key, outcome)
+        };
         self.apply(effects);
     }
 

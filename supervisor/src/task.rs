@@ -186,7 +186,7 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 ),
             },
         };
-        shared.exited(incarnation.key(), outcome);
+        shared.exited(incarnation.key(), outcome, incarnation.has_logged());
         this.owner.finish();
         Poll::Ready(())
     }

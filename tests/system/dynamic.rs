@@ -538,3 +538,49 @@ async fn a_child_with_children_of_its_own_leaves_once_its_subtree_has_returned()
     assert!(group.is_empty());
     shut_down(sup).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leaving_child_takes_the_logs_below_it_and_a_newcomer_keeps_its_own() {
+    let (root, mut host) = host(DynamicSpec::new());
+    let sup = Supervisor::new(root);
+    let group = host.next().await;
+    let log = sup.log_tree();
+    let baseline = log.usage().dns;
+    // It never logs itself; its static child does.
+    group
+        .start_named("job", |ctx: Context| async move {
+            ctx.run("part", |ctx: Context| async move {
+                tracing::info!("first");
+                ctx.signal(Signal::Healthy);
+                ctx.signal(Signal::Done);
+                Ok(())
+            })?;
+            ctx.signal(Signal::Healthy);
+            ctx.signal(Signal::Done);
+            Ok(())
+        })
+        .unwrap();
+    sup.settled().await;
+    assert!(group.is_empty());
+    assert!(texts(&log, "root.conns.job.part").is_empty());
+    assert_eq!(log.usage().dns, baseline);
+
+    // The same name again: what the newcomer logs is its own, and stays while it lives.
+    let next = Remote::healthy();
+    let n = next.clone();
+    group
+        .start_named("job", move |ctx: Context| {
+            let n = n.clone();
+            async move {
+                tracing::info!("second");
+                n.runnable()(ctx).await
+            }
+        })
+        .unwrap();
+    sup.settled().await;
+    assert_eq!(texts(&log, "root.conns.job"), ["second"]);
+    next.send(Cmd::Return);
+    sup.settled().await;
+    assert!(texts(&log, "root.conns.job").is_empty());
+    shut_down(sup).await;
+}

@@ -10,7 +10,6 @@
 //! sinks' series (told through [`Metrics::notify_node_removed`]) and, outside the lock,
 //! their logs.
 
-use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -43,6 +42,24 @@ pub(super) struct DynamicGroup {
 async fn group_runnable(ctx: Context) -> crate::Result {
     ctx.cancelled().await;
     Ok(())
+}
+
+/// Appends `n` in decimal: names are made per start, where `write!` costs more than the
+/// rest of the name.
+fn push_number(to: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if let Ok(digits) = std::str::from_utf8(&digits[at..]) {
+        to.push_str(digits);
+    }
 }
 
 /// Children of a dynamic group with more room than this many times their number give the
@@ -194,7 +211,8 @@ impl Tree {
             }
             None => loop {
                 dn.truncate(at);
-                let _ = write!(dn, "c{next}");
+                dn.push('c');
+                push_number(dn, next);
                 next += 1;
                 if self.child_named(children, &dn[at..]).is_none() {
                     break;
@@ -266,10 +284,11 @@ impl Tree {
         self.forget(id, effects);
     }
 
-    /// Tells the metrics sinks that `dn` has left the tree for good; `top` if it is the
-    /// topmost node leaving, whose log (and everything below it) goes after the lock.
-    pub(super) fn removed(&mut self, dn: &Arc<str>, top: bool, effects: &mut Effects) {
-        if top {
+    /// Tells the metrics sinks that `dn` has left the tree for good; `forget_log` if it is
+    /// the topmost node leaving and something was logged at or below it: that log goes,
+    /// after the lock.
+    pub(super) fn removed(&mut self, dn: &Arc<str>, forget_log: bool, effects: &mut Effects) {
+        if forget_log {
             if effects.left.is_empty() {
                 // Entries from here on are a newcomer's, under a name freed now.
                 effects.left_before = self.log_tree.next_seq();

@@ -96,8 +96,12 @@ pub(crate) struct Started {
     pub(crate) watch: Option<Watch>,
 }
 
+/// A forgotten node's DN and runnable.
+pub(crate) type Forgotten = (Arc<str>, Arc<dyn DynRunnable>);
+
 /// What must happen, outside the lock, after a change to the tree. One event usually
-/// brings a note or two and a start, which stay inline; timers are rarer.
+/// brings a note or two and a start, or a dynamic child leaving, which stay inline; timers
+/// are rarer.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
@@ -106,11 +110,11 @@ pub(crate) struct Effects {
     pub(crate) notes: SmallVec<[Note; 2]>,
     /// The runnables of forgotten nodes, by DN, to be dropped outside the lock: a runnable's
     /// captured state is user code, and its `Drop` may panic.
-    pub(crate) forgotten: Vec<(Arc<str>, Arc<dyn DynRunnable>)>,
+    pub(crate) forgotten: SmallVec<[Forgotten; 1]>,
     /// Dynamic children that left the tree, topmost only: their logs, and everything logged
     /// below them, numbered before `left_before` are dropped from the log tree. Later
     /// entries are a newcomer's under a freed name (or a stale logger's), and stay.
-    pub(crate) left: Vec<Arc<str>>,
+    pub(crate) left: SmallVec<[Arc<str>; 1]>,
     pub(crate) left_before: u64,
 }
 

@@ -298,6 +298,7 @@ impl Tree {
             .get_or_insert_default()
             .sub_loggers
             .insert(name.into());
+        self.mark_logged(key.id);
         Ok(dn)
     }
 
@@ -362,6 +363,14 @@ impl Tree {
         }
         self.aborts.insert(key.id, abort);
         false
+    }
+
+    /// Notes that the incarnation `key` made a logger at its DN (which its log must be
+    /// looked for when the node leaves the tree).
+    pub(crate) fn logged(&mut self, key: Key) {
+        if self.current(key).is_some() {
+            self.mark_logged(key.id);
+        }
     }
 
     /// Records that the task of `key` has ended, and restarts what that makes restartable.

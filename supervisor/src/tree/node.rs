@@ -62,6 +62,9 @@ pub(super) struct Node {
     /// A child of a dynamic group: `group` is then its place among its parent's children,
     /// and it leaves the tree once it has finished.
     pub(super) dynamic: bool,
+    /// Something may have been logged at its DN or below (set on its ancestors too): when
+    /// it leaves the tree, its log is looked for. Most churned children never log.
+    pub(super) logged: bool,
     /// Whether it is being aborted with an ancestor (or by its own policy), and how.
     pub(super) kill: Kill,
 }
@@ -259,6 +262,19 @@ impl Tree {
         self.current(key).filter(|n| !n.pending.decided())
     }
 
+    /// Notes that something was logged at `id`'s DN, on it and its ancestors.
+    pub(super) fn mark_logged(&mut self, id: NodeId) {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let node = self.node_mut(c);
+            if node.logged {
+                return;
+            }
+            node.logged = true;
+            cur = node.parent;
+        }
+    }
+
     pub(super) fn set_state(&mut self, id: NodeId, state: NodeState) {
         let now = self.epoch.now();
         self.set_state_at(id, state, now);
@@ -336,6 +352,7 @@ impl Tree {
             pending: Pending::None,
             ordered,
             dynamic: false,
+            logged: false,
             kill: Kill::None,
         };
         let id = match self.free.pop() {

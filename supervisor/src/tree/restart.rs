@@ -83,6 +83,9 @@ impl Tree {
             dn: node.dn.clone(),
             reason: reason.clone(),
         });
+        // The failure is written at its DN too.
+        self.mark_logged(id);
+        let node = self.node_mut(id);
         if node.token.is_cancelled() {
             return Vec::new();
         }
@@ -533,7 +536,8 @@ impl Tree {
                 debug_assert!(!node.running, "forgot running node {}", node.dn);
                 let removed = above_removed || node.dynamic;
                 if removed {
-                    self.removed(&node.dn, !above_removed, effects);
+                    // The topmost leaving node's log, and everything below it, goes.
+                    self.removed(&node.dn, !above_removed && node.logged, effects);
                 }
                 if let Some(children) = node.children {
                     stack.extend(children.ids.iter().map(|&c| (c, removed)));
