@@ -278,6 +278,7 @@ fn contents(scope: &Scope, krate: &syn::Path) -> TokenStream {
             } => {
                 let name = &name.value;
                 let group = u32::try_from(*group).unwrap_or(u32::MAX);
+                let dynamic = matches!(kind, ChildKind::Dynamic { .. });
                 let kind = match kind {
                     ChildKind::Runnable(expr) => {
                         let text = compact(expr);
@@ -291,8 +292,11 @@ fn contents(scope: &Scope, krate: &syn::Path) -> TokenStream {
                         let sub = contents(sub, krate);
                         quote!(#krate::__private::ChildKind::Structure(#sub))
                     }
+                    ChildKind::Dynamic { settings, .. } => {
+                        policy::registry_dynamic(*settings, krate)
+                    }
                 };
-                let settings = policy::registry_child(*child_policy, krate);
+                let settings = policy::registry_child(*child_policy, dynamic, krate);
                 children.push(quote!(#krate::__private::Child {
                     name: #name, group: #group, kind: #kind, #settings
                 }));
@@ -362,24 +366,48 @@ fn tree_fn(tree: &TreeDef) -> ItemFn {
 
 /// Statements that start `scope`'s children group by group, reserve its sub-loggers, and
 /// end the structure node as Done.
+///
+/// A dynamic group binds its handle to its name for the entries after it, structure nodes
+/// included (which take clones of it, as of the tree's arguments).
 fn start_scope(scope: &Scope, args: &[syn::Ident], krate: &syn::Path) -> TokenStream {
     let mut statements = Vec::new();
+    let mut in_scope = args.to_vec();
     for (group, decl) in scope.groups.iter().enumerate() {
-        let members = scope.entries.iter().filter_map(|entry| match entry {
-            Entry::Child {
-                name,
-                group: g,
-                kind,
-                policy: child_policy,
-            } if *g == group => {
+        let in_group = || {
+            scope.entries.iter().filter_map(move |entry| match entry {
+                Entry::Child {
+                    name,
+                    group: g,
+                    kind,
+                    policy,
+                } if *g == group => Some((name, kind, policy)),
+                _ => None,
+            })
+        };
+        if let Some((name, ChildKind::Dynamic { settings, binding }, policy)) = in_group().next() {
+            let name = &name.value;
+            let spec = policy::dynamic_spec(*policy, *settings, krate);
+            if let Some(binding) = binding {
+                statements.push(quote! {
+                    #[allow(unused_variables)]
+                    let #binding = ctx.dynamic(#name, #spec)?;
+                });
+                in_scope.push(binding.clone());
+            }
+            continue;
+        }
+        let members: Vec<TokenStream> = in_group()
+            .map(|(name, kind, child_policy)| {
                 let runnable = match kind {
                     ChildKind::Runnable(expr) => quote!(#expr),
-                    ChildKind::Structure(sub) => structure(sub, args, krate),
+                    ChildKind::Structure(sub) => structure(sub, &in_scope, krate),
+                    ChildKind::Dynamic { .. } => {
+                        unreachable!("a dynamic group is a group of its own")
+                    }
                 };
-                Some(policy::add(*child_policy, &name.value, &runnable, krate))
-            }
-            _ => None,
-        });
+                policy::add(*child_policy, &name.value, &runnable, krate)
+            })
+            .collect();
         let settings = policy::group_calls(*decl, krate);
         statements.push(quote! {
             ctx.run_group(#krate::Group::new() #(#members)* #settings)?;

@@ -43,6 +43,14 @@ pub(crate) enum ChildKind {
     Runnable(Box<syn::Expr>),
     /// A structure node of a tree: starts its scope, then is done.
     Structure(Scope),
+    /// A dynamic group (DESIGN §15): its children are started at run time, through the
+    /// handle its name is bound to. The entry's policy is its children's; `settings` holds
+    /// its `max_children` and intensity.
+    Dynamic {
+        settings: GroupDecl,
+        /// In a tree, the variable the handle is bound to for the entries after it.
+        binding: Option<syn::Ident>,
+    },
 }
 
 /// Which macro a scope comes from: it decides whether a repeated sub-logger is an error.

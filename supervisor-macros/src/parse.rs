@@ -344,6 +344,21 @@ impl<'ast> Visit<'ast> for Scanner<'_> {
                         }
                     }
                 }
+                ("dynamic", 2) => {
+                    if let Some(name) = literal(&call.args[0]) {
+                        let (policy, settings) = policy::dynamic_chain(&call.args[1]);
+                        let group = self.scope.new_group(GroupDecl::default());
+                        self.scope.entries.push(Entry::Child {
+                            name,
+                            group,
+                            kind: ChildKind::Dynamic {
+                                settings,
+                                binding: None,
+                            },
+                            policy,
+                        });
+                    }
+                }
                 ("sub_logger" | "must_sub_logger", 1) => {
                     if let Some(name) = literal(&call.args[0]) {
                         self.scope.entries.push(Entry::SubLogger(name));
@@ -368,6 +383,7 @@ impl<'ast> Visit<'ast> for Scanner<'_> {
 /// entry    := setting* name ':' EXPR            a leaf: a runnable, started as a group of one
 ///           | setting* name '{' entries '}'     a structure node: starts its entries, then is done
 ///           | setting* 'group' '{' members '}'  members restarted together
+///           | setting* 'dynamic' IDENT          a dynamic group, its handle bound to IDENT
 ///           | 'sub_loggers' '[' name,* ']'      sub-loggers of the enclosing node
 /// members  := (setting* (name ':' EXPR | name '{' entries '}')) separated by ','
 /// name     := IDENT | STRING                    a string for names that are not identifiers
@@ -583,6 +599,31 @@ fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
                     members.parse::<Token![,]>()?;
                 }
             }
+        } else if is("dynamic") && (input.peek2(Ident) || input.peek2(syn::LitStr)) {
+            let (policy, settings) = policy::read(&attrs, Place::Dynamic)?;
+            input.call(Ident::parse_any)?;
+            if input.peek(syn::LitStr) {
+                return Err(input.error(
+                    "a dynamic group's name is the variable its handle is bound to, for the \
+                     entries after it: write it as an identifier",
+                ));
+            }
+            let binding: Ident = input.parse()?;
+            let value = binding.to_string();
+            let name = Name {
+                value: value.strip_prefix("r#").unwrap_or(&value).to_owned(),
+                span: binding.span(),
+            };
+            let group = scope.new_group(GroupDecl::default());
+            scope.entries.push(Entry::Child {
+                name,
+                group,
+                kind: ChildKind::Dynamic {
+                    settings,
+                    binding: Some(binding),
+                },
+                policy,
+            });
         } else if is("sub_loggers") && input.peek2(syn::token::Bracket) {
             if let Some(attr) = attrs.iter().find(|a| !a.path().is_ident("doc")) {
                 return Err(syn::Error::new_spanned(

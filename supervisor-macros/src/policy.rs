@@ -8,6 +8,7 @@
 //! #[strategy = one_for_all | rest_for_one]             a `group { }`'s strategy
 //! #[intensity(MAX, DURATION)]                          a group's (or a single child's) limit
 //! #[ordered_shutdown]                                  a `group { }` stops in reverse order
+//! #[max_children = N]                                  a `dynamic` group's limit (N ≥ 1)
 //! DURATION := an integer or decimal literal suffixed ns, us, ms, s, m or h: 500ms, 1.5s, 5m
 //! ```
 
@@ -45,6 +46,8 @@ pub(crate) struct GroupDecl {
     pub(crate) ordered_shutdown: bool,
     /// Max restarts and a period in nanoseconds (more than zero).
     pub(crate) intensity: Option<(u32, u64)>,
+    /// A dynamic group's limit of children (at least 1).
+    pub(crate) max_children: Option<u64>,
 }
 
 /// Where the attributes are written: which settings belong there.
@@ -56,9 +59,11 @@ pub(crate) enum Place {
     Member,
     /// A `group { }`.
     Group,
+    /// A `dynamic` group: `restart` and `shutdown` are its children's.
+    Dynamic,
 }
 
-const SETTINGS: &str = "restart, shutdown, strategy, intensity or ordered_shutdown";
+const SETTINGS: &str = "restart, shutdown, strategy, intensity, ordered_shutdown or max_children";
 
 /// Reads the settings of one entry. Doc comments are allowed and ignored.
 pub(crate) fn read(attrs: &[Attribute], place: Place) -> syn::Result<(ChildPolicy, GroupDecl)> {
@@ -86,6 +91,7 @@ pub(crate) fn read(attrs: &[Attribute], place: Place) -> syn::Result<(ChildPolic
             "restart" | "shutdown" => place != Place::Group,
             "strategy" | "ordered_shutdown" => place == Place::Group,
             "intensity" => place != Place::Member,
+            "max_children" => place == Place::Dynamic,
             other => {
                 return Err(syn::Error::new_spanned(
                     path,
@@ -95,6 +101,10 @@ pub(crate) fn read(attrs: &[Attribute], place: Place) -> syn::Result<(ChildPolic
         };
         if !belongs {
             let why = match (setting.as_str(), place) {
+                ("max_children", _) => "belongs to a `dynamic` group",
+                (_, Place::Dynamic) => {
+                    "does not apply to a `dynamic` group: its children restart one by one"
+                }
                 (_, Place::Group) => "is a child's setting: put it on a member of the group",
                 (_, Place::Member) => "is the group's setting: put it on the `group { }`",
                 _ => {
@@ -111,6 +121,7 @@ pub(crate) fn read(attrs: &[Attribute], place: Place) -> syn::Result<(ChildPolic
                 attr.meta.require_path_only()?;
                 group.ordered_shutdown = true;
             }
+            "max_children" => group.max_children = Some(max_children(value(attr)?)?),
             _ => group.intensity = Some(intensity(attr)?),
         }
         seen.push(setting);
@@ -181,6 +192,20 @@ fn shutdown(expr: &Expr) -> syn::Result<ShutdownDecl> {
             "a shutdown timeout must be more than zero; a child dropped at once is `brutal`",
         )),
         nanos => Ok(ShutdownDecl::Timeout(nanos)),
+    }
+}
+
+fn max_children(expr: &Expr) -> syn::Result<u64> {
+    let bad = || syn::Error::new_spanned(expr, "max_children must be a whole number, at least 1");
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Int(n), ..
+    }) = expr
+    else {
+        return Err(bad());
+    };
+    match n.base10_parse::<u64>() {
+        Ok(0) | Err(_) => Err(bad()),
+        Ok(n) => Ok(n),
     }
 }
 
@@ -266,15 +291,8 @@ pub(crate) fn add(
     if policy.restart.is_none() && policy.shutdown.is_none() {
         return quote!(.add(#name, #runnable));
     }
-    let restart = policy.restart.map(|k| {
-        let v = k.variant();
-        quote!(.restart(#krate::Restart::#v))
-    });
-    let shutdown = policy.shutdown.map(|s| {
-        let s = shutdown_tokens(s, krate);
-        quote!(.shutdown(#s))
-    });
-    quote!(.add_with(#name, #runnable, #krate::Spec::new() #restart #shutdown))
+    let spec = spec(policy, krate);
+    quote!(.add_with(#name, #runnable, #spec))
 }
 
 fn shutdown_tokens(s: ShutdownDecl, krate: &syn::Path) -> TokenStream {
@@ -283,6 +301,84 @@ fn shutdown_tokens(s: ShutdownDecl, krate: &syn::Path) -> TokenStream {
         ShutdownDecl::Infinity => quote!(#krate::__private::Shutdown::Infinity),
         ShutdownDecl::Timeout(nanos) => quote!(#krate::__private::timeout(#nanos)),
     }
+}
+
+/// An intensity as an `Option` expression.
+fn option_intensity(intensity: Option<(u32, u64)>, krate: &syn::Path) -> TokenStream {
+    match intensity {
+        Some((max, nanos)) => {
+            quote!(::core::option::Option::Some(#krate::__private::intensity(#max, #nanos)))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The registry's description of a dynamic group: its limit and intensity.
+pub(crate) fn registry_dynamic(group: GroupDecl, krate: &syn::Path) -> TokenStream {
+    let max = match group.max_children {
+        Some(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            quote!(::core::option::Option::Some(#n))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let intensity = option_intensity(group.intensity, krate);
+    quote!(#krate::__private::ChildKind::Dynamic { max_children: #max, intensity: #intensity })
+}
+
+/// `DynamicSpec::new()…` for a declared dynamic group.
+pub(crate) fn dynamic_spec(
+    policy: ChildPolicy,
+    group: GroupDecl,
+    krate: &syn::Path,
+) -> TokenStream {
+    let max = group.max_children.map(|n| {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        quote!(.max_children(#n))
+    });
+    let child = (policy.restart.is_some() || policy.shutdown.is_some()).then(|| {
+        let spec = spec(policy, krate);
+        quote!(.child(#spec))
+    });
+    let intensity = group
+        .intensity
+        .map(|(max, nanos)| quote!(.intensity(#krate::__private::intensity(#max, #nanos))));
+    quote!(#krate::DynamicSpec::new() #max #child #intensity)
+}
+
+/// `Spec::new()…` with the child's settings.
+fn spec(policy: ChildPolicy, krate: &syn::Path) -> TokenStream {
+    let restart = policy.restart.map(|k| {
+        let v = k.variant();
+        quote!(.restart(#krate::Restart::#v))
+    });
+    let shutdown = policy.shutdown.map(|s| {
+        let s = shutdown_tokens(s, krate);
+        quote!(.shutdown(#s))
+    });
+    quote!(#krate::Spec::new() #restart #shutdown)
+}
+
+/// What a literal `DynamicSpec::new()…` chain in a `#[runnable]` body says: its children's
+/// spec (a literal `Spec` chain in `.child(…)`) and `.max_children(N)` when N is a literal.
+pub(crate) fn dynamic_chain(expr: &Expr) -> (ChildPolicy, GroupDecl) {
+    let mut child = ChildPolicy::default();
+    let mut group = GroupDecl::default();
+    let mut cur = expr;
+    while let Expr::MethodCall(call) = cur {
+        match (call.method.to_string().as_str(), call.args.first()) {
+            ("child", Some(spec)) => child = spec_chain(spec),
+            (
+                "max_children",
+                Some(Expr::Lit(syn::ExprLit {
+                    lit: Lit::Int(n), ..
+                })),
+            ) => group.max_children = n.base10_parse().ok(),
+            _ => {}
+        }
+        cur = &call.receiver;
+    }
+    (child, group)
 }
 
 /// The group's settings as calls on its `Group`.
@@ -297,9 +393,15 @@ pub(crate) fn group_calls(group: GroupDecl, krate: &syn::Path) -> TokenStream {
     quote!(#strategy #ordered #intensity)
 }
 
-/// The registry's `restart` and `shutdown` fields of a child.
-pub(crate) fn registry_child(policy: ChildPolicy, krate: &syn::Path) -> TokenStream {
-    let restart = policy.restart.unwrap_or(Kind::Permanent).variant();
+/// The registry's `restart` and `shutdown` fields of a child (of a dynamic group's
+/// children, whose kind defaults to temporary).
+pub(crate) fn registry_child(policy: ChildPolicy, dynamic: bool, krate: &syn::Path) -> TokenStream {
+    let default = if dynamic {
+        Kind::Temporary
+    } else {
+        Kind::Permanent
+    };
+    let restart = policy.restart.unwrap_or(default).variant();
     let shutdown = match policy.shutdown {
         Some(s) => {
             let s = shutdown_tokens(s, krate);
@@ -318,12 +420,7 @@ pub(crate) fn registry_group(group: GroupDecl, krate: &syn::Path) -> TokenStream
         quote!(OneForAll)
     };
     let ordered = group.ordered_shutdown;
-    let intensity = match group.intensity {
-        Some((max, nanos)) => {
-            quote!(::core::option::Option::Some(#krate::__private::intensity(#max, #nanos)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let intensity = option_intensity(group.intensity, krate);
     quote! {
         #krate::__private::DeclaredGroup {
             strategy: #krate::__private::Strategy::#strategy,

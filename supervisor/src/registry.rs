@@ -116,6 +116,14 @@ pub enum ChildKind {
     },
     /// A structure node of a `supervision_tree!`: it starts these, then is done.
     Structure(Contents),
+    /// A dynamic group: its children are started at run time. The [`Child`]'s `restart`
+    /// and `shutdown` are its children's.
+    Dynamic {
+        /// Its limit of children, if declared.
+        max_children: Option<usize>,
+        /// Its intensity, if declared; `None`: the builder's.
+        intensity: Option<Intensity>,
+    },
 }
 
 inventory::collect!(Declaration);
@@ -248,6 +256,7 @@ fn expand<R>(
 ) -> Option<R> {
     match &child.kind {
         ChildKind::Structure(sub) => Some(visit(sub, seen)),
+        ChildKind::Dynamic { .. } => None,
         ChildKind::Runnable { callee, .. } => {
             let declared = callee.and_then(find)?;
             if !seen.insert(declared.name) {
@@ -334,6 +343,20 @@ fn contents(
             }
             ChildKind::Runnable { expr, .. } => {
                 writeln!(f, "{indent}{branch}{:<16} {expr}{group}{state}", child.name)?;
+            }
+            ChildKind::Dynamic {
+                max_children,
+                intensity,
+            } => {
+                let mut what = String::from("(dynamic");
+                if let Some(max) = max_children {
+                    what.push_str(&format!(", at most {max}"));
+                }
+                if let Some(i) = intensity {
+                    what.push_str(&format!(", intensity {i}"));
+                }
+                what.push(')');
+                writeln!(f, "{indent}{branch}{:<16} {what}{group}{state}", child.name)?;
             }
         }
         expand(child, seen, |sub, seen| {

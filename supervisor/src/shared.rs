@@ -43,7 +43,7 @@ use crate::activity::{Activity, Counted};
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
-use crate::tree::{Effects, Key, Note, Outcome, Start, Timer, Tree, Watch};
+use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Tree, Watch};
 
 pub(crate) struct Shared {
     tree: Mutex<Tree>,
@@ -161,8 +161,8 @@ impl Shared {
         for timer in timers {
             self.arm(timer);
         }
-        for (dn, runnable) in forgotten {
-            self.drop_forgotten(&dn, runnable);
+        for forgotten in forgotten {
+            self.drop_forgotten(forgotten);
         }
     }
 
@@ -182,13 +182,22 @@ impl Shared {
     /// Drops the runnable of a forgotten node. Its captured state is the user's, and its
     /// `Drop` may panic: that is logged at the node's DN and at `supervisor`, and nothing
     /// else of the tree is touched (the node is gone; its parent is starting anew).
-    fn drop_forgotten(&self, dn: &Arc<str>, runnable: Arc<dyn crate::runnable::DynRunnable>) {
+    /// (A node that left the tree for good has it logged at `supervisor` only: its own log
+    /// has gone with it.)
+    fn drop_forgotten(&self, forgotten: Forgotten) {
+        let Forgotten {
+            dn,
+            runnable,
+            removed,
+        } = forgotten;
         if let Some(message) = drop_guarded(runnable) {
             let text =
                 format!("the runnable of forgotten node {dn} panicked when dropped: {message}");
             let now = SystemTime::now();
-            self.log_tree
-                .log_text(dn, Severity::Error, text.clone(), now);
+            if !removed {
+                self.log_tree
+                    .log_text(&dn, Severity::Error, text.clone(), now);
+            }
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
             self.log.log_text(Severity::Error, text, now);
         }

@@ -584,3 +584,44 @@ async fn a_leaving_child_takes_the_logs_below_it_and_a_newcomer_keeps_its_own() 
     assert!(texts(&log, "root.conns.job").is_empty());
     shut_down(sup).await;
 }
+
+/// Panics when dropped: a runnable's captured state that misbehaves on its way out.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a bad destructor");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_runnable_whose_drop_panics_leaves_without_hurting_its_neighbours() {
+    let (root, mut host) = host(DynamicSpec::new());
+    let sup = Supervisor::new(root);
+    let group = host.next().await;
+    let neighbour = Remote::healthy();
+    group.start(neighbour.runnable()).unwrap();
+    let baseline = sup.log_tree().usage().dns;
+    let captured = Arc::new(PanicsOnDrop);
+    group
+        .start(move |_ctx: Context| {
+            let _held = captured.clone();
+            async { Ok(()) }
+        })
+        .unwrap();
+    sup.settled().await;
+    assert_eq!(started(&sup), ["root.conns.c1"]);
+    assert_eq!(state(&sup, "root.conns.c1"), NodeState::Healthy);
+    let said = texts(&sup.log_tree(), "supervisor").join("\n");
+    assert!(
+        said.contains(
+            "the runnable of forgotten node root.conns.c2 panicked when dropped: a bad destructor"
+        ),
+        "{said}"
+    );
+    // Logged at `supervisor` (which had entries already), not at the DN that left.
+    assert_eq!(sup.log_tree().usage().dns, baseline);
+    shut_down(sup).await;
+}

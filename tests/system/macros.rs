@@ -297,3 +297,97 @@ async fn a_tree_declares_how_its_children_are_supervised() {
     );
     shut_down(sup).await;
 }
+
+#[runnable]
+async fn acceptor(ctx: Context, jobs: supervisor::Dynamic, count: usize) -> supervisor::Result {
+    for _ in 0..count {
+        jobs.start(crate::support::serve)?;
+    }
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+supervision_tree! {
+    fn with_jobs() {
+        #[max_children = 8]
+        #[restart = transient]
+        #[intensity(3, 10s)]
+        dynamic jobs,
+        front: acceptor(jobs.clone(), 2),
+        back {
+            more: acceptor(jobs, 1),
+        },
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tree_declares_a_dynamic_group_and_hands_its_handle_to_the_entries_after_it() {
+    let sup = Supervisor::new(with_jobs());
+    sup.settled().await;
+    let status = sup.status();
+    let jobs = status.get("root.jobs").expect("the group");
+    assert_eq!(jobs.state, NodeState::Healthy);
+    let dynamic = jobs.dynamic.as_ref().expect("a dynamic group");
+    assert_eq!(
+        (dynamic.children, dynamic.max_children, dynamic.kind),
+        (3, Some(8), supervisor::Restart::Transient)
+    );
+    assert_eq!(
+        dynamic.intensity,
+        Some(supervisor::Intensity::new(3, std::time::Duration::from_secs(10)).unwrap())
+    );
+    for dn in ["root.jobs.c1", "root.jobs.c2", "root.jobs.c3"] {
+        assert_eq!(
+            status.get(dn).map(|n| n.state),
+            Some(NodeState::Healthy),
+            "{dn}"
+        );
+    }
+
+    let declared = registry::find("with_jobs").expect("registered");
+    let first = &declared.contents.children[0];
+    assert_eq!(first.name, "jobs");
+    assert_eq!(first.restart, supervisor::Restart::Transient);
+    assert!(matches!(
+        first.kind,
+        ChildKind::Dynamic {
+            max_children: Some(8),
+            intensity: Some(_)
+        }
+    ));
+    let printed = declared.topology().to_string();
+    assert!(
+        printed.contains("jobs             (dynamic, at most 8, intensity 3 in 10s) [transient]"),
+        "{printed}"
+    );
+    shut_down(sup).await;
+}
+
+#[runnable]
+async fn body_with_a_dynamic_group(ctx: Context) -> supervisor::Result {
+    let _conns = ctx.dynamic(
+        "conns",
+        supervisor::DynamicSpec::new()
+            .max_children(16)
+            .child(supervisor::Spec::new().restart(supervisor::Restart::Permanent)),
+    )?;
+    ctx.signal(Signal::Healthy);
+    ctx.cancelled().await;
+    Ok(())
+}
+
+#[test]
+fn a_runnable_body_registers_its_literal_dynamic_group() {
+    let declared = registry::find("body_with_a_dynamic_group").expect("registered");
+    let conns = &declared.contents.children[0];
+    assert_eq!(conns.name, "conns");
+    assert_eq!(conns.restart, supervisor::Restart::Permanent);
+    assert!(matches!(
+        conns.kind,
+        ChildKind::Dynamic {
+            max_children: Some(16),
+            intensity: None
+        }
+    ));
+}

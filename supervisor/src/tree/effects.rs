@@ -96,8 +96,13 @@ pub(crate) struct Started {
     pub(crate) watch: Option<Watch>,
 }
 
-/// A forgotten node's DN and runnable.
-pub(crate) type Forgotten = (Arc<str>, Arc<dyn DynRunnable>);
+/// A forgotten node's runnable, to drop.
+pub(crate) struct Forgotten {
+    pub(crate) dn: Arc<str>,
+    pub(crate) runnable: Arc<dyn DynRunnable>,
+    /// It left the tree for good: nothing more is logged at its DN.
+    pub(crate) removed: bool,
+}
 
 /// What must happen, outside the lock, after a change to the tree. One event usually
 /// brings a note or two and a start, or a dynamic child leaving, which stay inline; timers

@@ -64,7 +64,7 @@ mod node;
 mod restart;
 
 pub(crate) use effects::{
-    Abort, Effects, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
+    Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
 };
 use group::Window;
 use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken, stale};
@@ -817,7 +817,7 @@ mod tests {
         assert!(a.token.is_cancelled() && b.token.is_cancelled());
         drop(tree.exited(a.key, Outcome::Returned(Ok(()))));
         let effects = tree.exited(b.key, Outcome::Returned(Ok(())));
-        let mut forgotten: Vec<&str> = effects.forgotten.iter().map(|(dn, _)| &**dn).collect();
+        let mut forgotten: Vec<&str> = effects.forgotten.iter().map(|f| &*f.dn).collect();
         forgotten.sort_unstable();
         assert_eq!(forgotten, ["root.a", "root.b"], "{:?}", effects.notes);
         assert!(!tree.states().contains_key("root.a"));

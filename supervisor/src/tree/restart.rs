@@ -542,7 +542,11 @@ impl Tree {
                 if let Some(children) = node.children {
                     stack.extend(children.ids.iter().map(|&c| (c, removed)));
                 }
-                effects.forgotten.push((node.dn, node.runnable));
+                effects.forgotten.push(super::Forgotten {
+                    dn: node.dn,
+                    runnable: node.runnable,
+                    removed,
+                });
                 self.free.push(c);
             }
         }

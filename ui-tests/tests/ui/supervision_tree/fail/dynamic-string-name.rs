@@ -1,0 +1,9 @@
+use supervisor::supervision_tree;
+
+supervision_tree! {
+    fn tree() {
+        dynamic "9p",
+    }
+}
+
+fn main() {}
