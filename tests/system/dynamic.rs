@@ -306,6 +306,31 @@ async fn a_cancelled_group_is_closed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_group_whose_parent_is_restarting_is_closed_and_then_stale() {
+    let (root, mut host) = host(DynamicSpec::new());
+    let recorder = Recorder::default();
+    let sup = Supervisor::builder()
+        .metrics(recorder.clone())
+        .shutdown_grace(Duration::from_secs(5))
+        .backoff(Backoff::constant(Duration::from_secs(1)))
+        .start(root);
+    let group = host.next().await;
+    let slow = Remote::healthy().ignoring_cancel();
+    group.start(slow.runnable()).unwrap();
+    sup.settled().await;
+    host.fail.notify_one();
+    // The parent has failed; its restart waits for the slow child to return.
+    recorder.wait_for("root", NodeState::Dead).await;
+    assert!(matches!(group.start(serve), Err(RunError::Closed { .. })));
+    assert_eq!(group.len(), 1, "the slow child is still there");
+    slow.send(Cmd::Return);
+    let new = host.next().await;
+    assert!(matches!(group.start(serve), Err(RunError::Stale { .. })));
+    assert_eq!(new.start(serve).unwrap(), "root.conns.c1");
+    shut_down(sup).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn ten_thousand_children_shut_down_in_parallel_within_the_grace() {
     const N: usize = 10_000;
     let (root, mut host) = host(DynamicSpec::new());
@@ -623,5 +648,67 @@ async fn a_runnable_whose_drop_panics_leaves_without_hurting_its_neighbours() {
     );
     // Logged at `supervisor` (which had entries already), not at the DN that left.
     assert_eq!(sup.log_tree().usage().dns, baseline);
+    shut_down(sup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_start_children_at_once_on_the_multi_thread_runtime() {
+    const TASKS: usize = 8;
+    const EACH: usize = 250;
+    let (root, mut host) = host(DynamicSpec::new());
+    let metrics = InMemoryMetrics::default();
+    let sup = Supervisor::builder()
+        .metrics(metrics.clone())
+        .backoff(Backoff::constant(Duration::ZERO))
+        .start(root);
+    let group = host.next().await;
+    let starters: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let group = group.clone();
+            tokio::spawn(async move {
+                for i in 0..EACH {
+                    // A mix of ends: done, failed, panicked, and kept running.
+                    let ending = (t + i) % 4;
+                    group
+                        .start(move |ctx: Context| async move {
+                            ctx.signal(Signal::Healthy);
+                            match ending {
+                                0 => Ok(()),
+                                1 => Err("failed".into()),
+                                2 => panic!("panicked"),
+                                _ => {
+                                    ctx.cancelled().await;
+                                    Ok(())
+                                }
+                            }
+                        })
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for starter in starters {
+        starter.await.unwrap();
+    }
+    sup.settled().await;
+    let kept = TASKS * EACH / 4;
+    assert_eq!(group.len(), kept);
+    assert_eq!(sup.states().len(), kept + 2);
+    assert_eq!(metrics.dns().len(), kept + 2);
+    assert!(
+        sup.states()
+            .iter()
+            .all(|(dn, s)| !dn.starts_with("root.conns.") || *s == NodeState::Healthy)
+    );
+
+    // The parent's restart takes every one of them with it.
+    host.fail.notify_one();
+    let new = host.next().await;
+    sup.settled().await;
+    assert!(matches!(group.start(serve), Err(RunError::Stale { .. })));
+    assert!(new.is_empty());
+    assert_eq!(sup.states().len(), 2);
+    assert_eq!(metrics.dns().len(), 2);
     shut_down(sup).await;
 }

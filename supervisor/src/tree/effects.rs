@@ -119,7 +119,7 @@ pub(crate) struct Effects {
     /// Dynamic children that left the tree, topmost only: their logs, and everything logged
     /// below them, numbered before `left_before` are dropped from the log tree. Later
     /// entries are a newcomer's under a freed name (or a stale logger's), and stay.
-    pub(crate) left: SmallVec<[Arc<str>; 1]>,
+    pub(crate) left: Vec<Arc<str>>,
     pub(crate) left_before: u64,
 }
 
