@@ -49,6 +49,9 @@
 //! - Node states ([`NodeState`]): `New` → `Healthy` → `Done`, or `Dead` (failed), or
 //!   `Canceled` (returned after its context was cancelled).
 //! - Children start only while their parent is `New`; they are forgotten when it restarts.
+//!   A [dynamic group](Context::dynamic) starts them at any time instead — one per
+//!   connection, job or device — each restarted alone by its kind, and gone from the tree
+//!   once finished; [`Context::spawn`] runs a plain task that belongs to its node.
 //! - A failed node's whole subtree and its [`Group`] siblings are cancelled; the largest
 //!   subtrees that have fully returned are restarted — failed ones (and ones that cancelled
 //!   themselves) after a backoff, ones cancelled by a relative at once. This is event
