@@ -5,45 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use supervisor::{
-    Backoff, Context, Dynamic, DynamicSpec, Ended, InMemoryMetrics, Intensity, NodeState, Restart,
-    RunError, Signal, Spec, Supervisor,
+    Backoff, Context, DynamicSpec, Ended, InMemoryMetrics, Intensity, NodeState, Restart, RunError,
+    Signal, Spec, Supervisor,
 };
-use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::support::{Cmd, Recorder, Remote, serve, shut_down, state, texts};
-
-/// A parent that makes the dynamic group `conns` on every start, hands its handle to the
-/// test, and fails when told to.
-struct Host {
-    handles: mpsc::UnboundedReceiver<Dynamic>,
-    fail: Arc<Notify>,
-}
-
-impl Host {
-    async fn next(&mut self) -> Dynamic {
-        self.handles.recv().await.expect("the parent started")
-    }
-}
-
-fn host(spec: DynamicSpec) -> (impl supervisor::Runnable, Host) {
-    let (tx, handles) = mpsc::unbounded_channel();
-    let fail = Arc::new(Notify::new());
-    let f = fail.clone();
-    let runnable = move |ctx: Context| {
-        let (tx, fail, spec) = (tx.clone(), f.clone(), spec.clone());
-        async move {
-            let group = ctx.dynamic("conns", spec)?;
-            let _ = tx.send(group);
-            ctx.signal(Signal::Healthy);
-            tokio::select! {
-                () = ctx.cancelled() => Ok(()),
-                () = fail.notified() => Err("the parent failed".into()),
-            }
-        }
-    };
-    (runnable, Host { handles, fail })
-}
+use crate::support::{Cmd, Recorder, Remote, host, serve, shut_down, state, texts};
 
 fn started(sup: &Supervisor) -> Vec<String> {
     let mut dns: Vec<String> = sup

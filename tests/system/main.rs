@@ -8,6 +8,7 @@ mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
 mod dynamic;
+mod dynamic_model;
 mod groups;
 mod hardening;
 mod harness;

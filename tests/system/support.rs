@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use supervisor::{Context, Metrics, NodeState, RunError, Runnable, Signal, Supervisor};
+use supervisor::{
+    Context, Dynamic, DynamicSpec, Metrics, NodeState, RunError, Runnable, Signal, Supervisor,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
@@ -438,4 +440,36 @@ pub fn capture_without_layer() -> (Captured, tracing::subscriber::DefaultGuard) 
     let captured = Captured::default();
     let subscriber = tracing_subscriber::registry().with(CaptureLayer(captured.clone()));
     (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// A parent that makes the dynamic group `conns` on every start, hands its handle to the
+/// test, and fails when told to.
+pub struct Host {
+    handles: mpsc::UnboundedReceiver<Dynamic>,
+    pub fail: Arc<Notify>,
+}
+
+impl Host {
+    pub async fn next(&mut self) -> Dynamic {
+        self.handles.recv().await.expect("the parent started")
+    }
+}
+
+pub fn host(spec: DynamicSpec) -> (impl Runnable, Host) {
+    let (tx, handles) = mpsc::unbounded_channel();
+    let fail = Arc::new(Notify::new());
+    let f = fail.clone();
+    let runnable = move |ctx: Context| {
+        let (tx, fail, spec) = (tx.clone(), f.clone(), spec.clone());
+        async move {
+            let group = ctx.dynamic("conns", spec)?;
+            let _ = tx.send(group);
+            ctx.signal(Signal::Healthy);
+            tokio::select! {
+                () = ctx.cancelled() => Ok(()),
+                () = fail.notified() => Err("the parent failed".into()),
+            }
+        }
+    };
+    (runnable, Host { handles, fail })
 }

@@ -323,6 +323,12 @@ impl LogTree {
         Ok(LogReader { backlog, stream })
     }
 
+    /// How many DNs the metadata index holds (swept or not).
+    #[cfg(test)]
+    pub(crate) fn indexed_dns(&self) -> usize {
+        lock(&self.inner.dns).map.len()
+    }
+
     /// The number the next entry will get.
     pub(crate) fn next_seq(&self) -> u64 {
         self.inner.journal().next_seq()

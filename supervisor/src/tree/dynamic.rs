@@ -321,3 +321,47 @@ impl Tree {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Context, DynamicSpec, Signal, Supervisor};
+
+    /// The log tree's record of each DN a runnable logged at (its verbosity) is swept once
+    /// nobody holds it: churned children that log leave no metadata piling up.
+    #[tokio::test(start_paused = true)]
+    async fn the_metadata_of_churned_children_does_not_pile_up() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        let sup = Supervisor::new(move |ctx: Context| {
+            let tx = tx.lock().ok().and_then(|mut t| t.take());
+            async move {
+                let group = ctx.dynamic("jobs", DynamicSpec::new())?;
+                if let Some(tx) = tx {
+                    let _ = tx.send(group);
+                }
+                ctx.signal(Signal::Healthy);
+                ctx.cancelled().await;
+                Ok(())
+            }
+        });
+        let group = rx.await.expect("the group");
+        for _ in 0..20 {
+            for _ in 0..500 {
+                group
+                    .start(|ctx: Context| async move {
+                        ctx.logger().info("a job");
+                        Ok(())
+                    })
+                    .expect("started");
+            }
+            sup.settled().await;
+        }
+        let log = sup.log_tree();
+        // At most what the last sweep left (the live DNs, doubled, or 1,024), however many
+        // children came and went.
+        assert!(log.indexed_dns() <= 2 * 1024, "{}", log.indexed_dns());
+        assert_eq!(log.usage().dns, 1, "only `supervisor` has entries");
+        sup.cancel();
+        sup.wait().await;
+    }
+}
