@@ -10,7 +10,7 @@ use supervisor::{
 };
 use tokio::time::Instant;
 
-use crate::support::{Cmd, Recorder, Remote, host, serve, shut_down, state, texts};
+use crate::support::{Cmd, Recorder, Remote, host, hosted, serve, shut_down, state, texts};
 
 fn started(sup: &Supervisor) -> Vec<String> {
     let mut dns: Vec<String> = sup
@@ -24,9 +24,7 @@ fn started(sup: &Supervisor) -> Vec<String> {
 
 #[tokio::test(start_paused = true)]
 async fn children_start_from_another_task_while_the_parent_is_healthy() {
-    let (root, mut host) = host(DynamicSpec::new());
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(DynamicSpec::new()).await;
     sup.settled().await;
     assert_eq!(state(&sup, "root"), NodeState::Healthy);
     assert_eq!(state(&sup, "root.conns"), NodeState::Healthy);
@@ -127,8 +125,7 @@ async fn transient_children_restart_after_a_failure_and_leave_after_a_normal_end
     assert_eq!(starts[1] - starts[0], Duration::from_secs(1));
     assert_eq!(state(&sup, "root.conns.c1"), NodeState::Healthy);
 
-    child.send(Cmd::Signal(Signal::Done));
-    child.send(Cmd::Return);
+    child.finish();
     sup.settled().await;
     assert!(started(&sup).is_empty(), "{:?}", sup.states());
     assert!(group.is_empty());
@@ -139,9 +136,7 @@ async fn transient_children_restart_after_a_failure_and_leave_after_a_normal_end
 #[tokio::test(start_paused = true)]
 async fn permanent_children_restart_even_after_returning() {
     let spec = DynamicSpec::new().child(Spec::new().restart(Restart::Permanent));
-    let (root, mut host) = host(spec);
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(spec).await;
     let child = Remote::healthy();
     let sibling = Remote::healthy();
     group.start(child.runnable()).unwrap();
@@ -190,8 +185,7 @@ async fn a_full_group_refuses_a_start_until_a_child_leaves() {
     assert_eq!(a.starts(), 2);
 
     // One that has finished does not.
-    b.send(Cmd::Signal(Signal::Done));
-    b.send(Cmd::Return);
+    b.finish();
     sup.settled().await;
     assert_eq!(group.len(), 1);
     assert_eq!(group.start(serve).unwrap(), "root.conns.c3");
@@ -391,9 +385,7 @@ async fn churn_leaves_only_the_live_children_and_their_logs() {
 
 #[tokio::test(start_paused = true)]
 async fn names_follow_the_rule_and_are_free_again_once_a_child_left() {
-    let (root, mut host) = host(DynamicSpec::new());
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(DynamicSpec::new()).await;
     assert!(matches!(
         group.start_named("Bad-Name", serve),
         Err(RunError::InvalidName { .. })
@@ -414,8 +406,7 @@ async fn names_follow_the_rule_and_are_free_again_once_a_child_left() {
         "c2 is passed over"
     );
     sup.settled().await;
-    c2.send(Cmd::Signal(Signal::Done));
-    c2.send(Cmd::Return);
+    c2.finish();
     sup.settled().await;
     assert_eq!(group.start_named("c2", serve).unwrap(), "root.conns.c2");
     assert_eq!(group.start(serve).unwrap(), "root.conns.c4");
@@ -509,22 +500,18 @@ async fn making_a_group_follows_the_rules_of_children() {
 
 #[tokio::test(start_paused = true)]
 async fn a_child_with_children_of_its_own_leaves_once_its_subtree_has_returned() {
-    let (root, mut host) = host(DynamicSpec::new());
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(DynamicSpec::new()).await;
     let grandchild = Remote::healthy();
     let child = Remote::healthy().with_child("part", &grandchild);
     group.start(child.runnable()).unwrap();
     sup.settled().await;
-    child.send(Cmd::Signal(Signal::Done));
-    child.send(Cmd::Return);
+    child.finish();
     sup.settled().await;
     // Done, but its child still runs: it holds its place.
     assert_eq!(state(&sup, "root.conns.c1"), NodeState::Done);
     assert_eq!(state(&sup, "root.conns.c1.part"), NodeState::Healthy);
     assert_eq!(group.len(), 1);
-    grandchild.send(Cmd::Signal(Signal::Done));
-    grandchild.send(Cmd::Return);
+    grandchild.finish();
     sup.settled().await;
     assert!(started(&sup).is_empty(), "{:?}", sup.states());
     assert!(group.is_empty());
@@ -533,9 +520,7 @@ async fn a_child_with_children_of_its_own_leaves_once_its_subtree_has_returned()
 
 #[tokio::test(start_paused = true)]
 async fn a_leaving_child_takes_the_logs_below_it_and_a_newcomer_keeps_its_own() {
-    let (root, mut host) = host(DynamicSpec::new());
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(DynamicSpec::new()).await;
     let log = sup.log_tree();
     let baseline = log.usage().dns;
     // It never logs itself; its static child does.
@@ -590,9 +575,7 @@ impl Drop for PanicsOnDrop {
 
 #[tokio::test(start_paused = true)]
 async fn a_runnable_whose_drop_panics_leaves_without_hurting_its_neighbours() {
-    let (root, mut host) = host(DynamicSpec::new());
-    let sup = Supervisor::new(root);
-    let group = host.next().await;
+    let (sup, _host, group) = hosted(DynamicSpec::new()).await;
     let neighbour = Remote::healthy();
     group.start(neighbour.runnable()).unwrap();
     let baseline = sup.log_tree().usage().dns;

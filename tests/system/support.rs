@@ -103,6 +103,12 @@ impl Remote {
         }
     }
 
+    /// Has the newest incarnation end normally: `Done`, then `Ok`.
+    pub fn finish(&self) {
+        self.send(Cmd::Signal(Signal::Done));
+        self.send(Cmd::Return);
+    }
+
     /// Sends a command to the newest incarnation.
     pub fn send(&self, cmd: Cmd) {
         let tx = self.inner.tx.lock().unwrap();
@@ -472,4 +478,12 @@ pub fn host(spec: DynamicSpec) -> (impl Runnable, Host) {
         }
     };
     (runnable, Host { handles, fail })
+}
+
+/// A supervisor whose root is a [`host`] of `spec`, its host, and the first group's handle.
+pub async fn hosted(spec: DynamicSpec) -> (Supervisor, Host, Dynamic) {
+    let (root, mut host) = host(spec);
+    let sup = Supervisor::new(root);
+    let group = host.next().await;
+    (sup, host, group)
 }
