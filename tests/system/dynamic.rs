@@ -662,3 +662,37 @@ async fn many_tasks_start_children_at_once_on_the_multi_thread_runtime() {
     assert_eq!(metrics.dns().len(), 2);
     shut_down(sup).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_child_that_cancelled_itself_leaves_once_its_slow_subtree_has_returned() {
+    let (root, mut host) = host(DynamicSpec::new());
+    let recorder = Recorder::default();
+    let sup = Supervisor::builder().metrics(recorder.clone()).start(root);
+    let group = host.next().await;
+    let slow = Remote::healthy().ignoring_cancel();
+    let s = slow.clone();
+    group
+        .start(move |ctx: Context| {
+            let s = s.clone();
+            async move {
+                // Never aborted: it returns when the test says.
+                let patient = Spec::new().shutdown(supervisor::Shutdown::Infinity);
+                ctx.run_with("part", s.runnable(), patient)?;
+                ctx.signal(Signal::Healthy);
+                // Stops itself (and so its subtree), and returns before its child does.
+                ctx.cancellation_token().cancel();
+                Ok(())
+            }
+        })
+        .unwrap();
+    // (Not `settled()`: an exit is owed by the child, which takes as long as it likes.)
+    recorder
+        .wait_for("root.conns.c1", NodeState::Canceled)
+        .await;
+    assert_eq!(group.len(), 1, "its child still runs");
+    slow.send(Cmd::Return);
+    sup.settled().await;
+    assert!(group.is_empty());
+    assert!(started(&sup).is_empty(), "{:?}", sup.states());
+    shut_down(sup).await;
+}
