@@ -324,7 +324,14 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Context, DynamicSpec, Signal, Supervisor};
+    use crate::{Context, Dynamic, DynamicSpec, Signal, Supervisor};
+
+    #[test]
+    fn the_handle_goes_anywhere() {
+        fn anywhere<T: Clone + Send + Sync + 'static>() {}
+        anywhere::<Dynamic>();
+        anywhere::<DynamicSpec>();
+    }
 
     /// The log tree's record of each DN a runnable logged at (its verbosity) is swept once
     /// nobody holds it: churned children that log leave no metadata piling up.
