@@ -9,9 +9,11 @@
 //! SUPERVISOR_BENCH_ONLY=w1,w6 cargo bench --bench workloads   # only these (w7 is w1+w6 large)
 //! ```
 //!
-//! Everything runs on tokio's current-thread runtime, as the floors' reference figures were
-//! taken: it measures the work itself rather than the cost of waking other threads. W8
-//! (dynamic churn, in `workloads/churn.rs`) runs on a multi-thread runtime too.
+//! Every workload runs on tokio's current-thread runtime, which measures the work itself
+//! (driven by `block_on`, as the reference figures were taken), and then on a multi-thread
+//! runtime of two workers, which users run (`#[tokio::main]`), driven from a task spawned on
+//! it, which competes for the workers as an application's code does: one table each. W8
+//! (dynamic churn, in `workloads/churn.rs`) has a table of its own with both runtimes.
 //!
 //! Memory is the growth of the resident set while the runnables are alive, divided by their
 //! number, each measured in a fresh process of this benchmark (Linux; `-` elsewhere), so that
@@ -37,76 +39,132 @@ const RUNS: usize = 5;
 mod churn;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let args: Vec<String> = std::env::args().collect();
+    let multi = |workers| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let current = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    // A child process measuring memory: `workloads --memory <ours|floor> <n>`.
-    let args: Vec<String> = std::env::args().collect();
+    // A child process measuring memory: `workloads --memory <ours|floor|churn> <n> [--multi]`.
     if let Some(i) = args.iter().position(|a| a == "--memory") {
-        let (which, n) = (&args[i + 1], args[i + 2].parse().expect("a count"));
-        if which == "churn" {
-            let around = rt.block_on(churn::resident_around(n));
-            let (before, after) = around.unwrap_or((f64::NAN, f64::NAN));
-            println!("{before} {after}");
-            return;
-        }
-        let per = rt.block_on(async {
-            if which == "ours" {
-                let (sup, _, mem) = flat_start(n).await;
-                sup.cancel();
-                sup.wait().await;
-                mem
-            } else {
-                let (root, tracker, _, mem) = floor_start(n).await;
-                root.cancel();
-                tracker.close();
-                tracker.wait().await;
-                mem
-            }
+        let (which, n) = (args[i + 1].clone(), args[i + 2].parse().expect("a count"));
+        let rt = if args.iter().any(|a| a == "--multi") {
+            multi(2)
+        } else {
+            current
+        };
+        let printed = rt.block_on(async move {
+            tokio::spawn(async move { memory(&which, n).await })
+                .await
+                .expect("measured")
         });
-        println!("{}", per.unwrap_or(f64::NAN));
+        println!("{printed}");
         return;
     }
     let full = std::env::var_os("SUPERVISOR_BENCH_FULL").is_some();
     let only = std::env::var("SUPERVISOR_BENCH_ONLY").unwrap_or_default();
     let run = |w: &str| only.is_empty() || only.split(',').any(|o| o.trim() == w);
-    let mut table = Table::default();
-    rt.block_on(async {
-        if run("w1") {
-            w1(&mut table, 10_000).await;
+    let multi = multi(2);
+    // On the current-thread runtime the workloads are driven by `block_on`, as their
+    // reference figures were taken. On the multi-thread one they run in a task of their own,
+    // as an application's code does (and as `peers-bench` drives every peer): that task
+    // competes for the workers with the runnables.
+    let tables = [
+        (
+            "current-thread runtime",
+            current.block_on(workloads(only.clone(), full, false)),
+        ),
+        (
+            "multi-thread runtime, 2 workers",
+            multi.block_on(async {
+                tokio::spawn(workloads(only.clone(), full, true))
+                    .await
+                    .expect("ran")
+            }),
+        ),
+    ];
+    for (flavour, table) in tables {
+        if !table.rows.is_empty() {
+            println!("\n{flavour}:\n");
+            table.print();
         }
-        if run("w2") {
-            w2(&mut table).await;
-        }
-        if run("w3") {
-            w3(&mut table).await;
-        }
-        if run("w4") {
-            w4(&mut table).await;
-        }
-        if run("w4b") {
-            w4b(&mut table).await;
-        }
-        if run("w5") {
-            w5(&mut table).await;
-        }
-        if run("w6") {
-            w6(&mut table, 10_000).await;
-        }
-        if run("w7") {
-            for n in [100_000usize].into_iter().chain(full.then_some(1_000_000)) {
-                w1(&mut table, n).await;
-                w6(&mut table, n).await;
-            }
-            table.growth_rows();
-        }
-    });
-    if run("w8") {
-        // Outside the current-thread runtime: it drives a multi-thread one too.
-        churn::w8(&rt, &mut table);
     }
-    table.print();
+    if run("w8") {
+        // Outside both runtimes: it drives each of them itself.
+        let mut table = Table::default();
+        churn::w8(&current, &multi, &mut table);
+        println!("\nW8, on both runtimes:\n");
+        table.print();
+    }
+}
+
+/// The workloads `only` names (all if empty) on the runtime this runs on.
+async fn workloads(only: String, full: bool, multi: bool) -> Table {
+    let run = |w: &str| only.is_empty() || only.split(',').any(|o| o.trim() == w);
+    let mut table = Table {
+        multi,
+        ..Table::default()
+    };
+    if run("w1") {
+        w1(&mut table, 10_000).await;
+    }
+    if run("w2") {
+        w2(&mut table).await;
+    }
+    if run("w3") {
+        w3(&mut table).await;
+    }
+    if run("w4") {
+        w4(&mut table).await;
+    }
+    if run("w4b") {
+        w4b(&mut table).await;
+    }
+    if run("w5") {
+        w5(&mut table).await;
+    }
+    if run("w6") {
+        w6(&mut table, 10_000).await;
+    }
+    if run("w7") {
+        for n in [100_000usize].into_iter().chain(full.then_some(1_000_000)) {
+            w1(&mut table, n).await;
+            w6(&mut table, n).await;
+        }
+        table.growth_rows();
+    }
+    table
+}
+
+/// What a memory-measuring child process prints: bytes per runnable for `ours` and
+/// `floor`, the resident sets around `n` churned children for `churn`.
+async fn memory(which: &str, n: usize) -> String {
+    match which {
+        "churn" => {
+            let around = churn::resident_around(n).await;
+            let (before, after) = around.unwrap_or((f64::NAN, f64::NAN));
+            format!("{before} {after}")
+        }
+        "ours" => {
+            let (sup, _, mem) = flat_start(n).await;
+            sup.cancel();
+            sup.wait().await;
+            mem.unwrap_or(f64::NAN).to_string()
+        }
+        _ => {
+            let (root, tracker, _, mem) = floor_start(n).await;
+            root.cancel();
+            tracker.close();
+            tracker.wait().await;
+            mem.unwrap_or(f64::NAN).to_string()
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -114,6 +172,8 @@ fn main() {
 
 #[derive(Default)]
 struct Table {
+    /// Measured on the multi-thread runtime: memory is then measured on it too.
+    multi: bool,
     rows: Vec<[String; 5]>,
     /// Per-runnable medians of W1/W6/W7: (what, runnables, ours, floor), for W7's growth.
     per_runnable: Vec<(&'static str, usize, f64, f64)>,
@@ -323,13 +383,15 @@ async fn floor_start(
     (root, tracker, took, bytes_per(before, rss(), n))
 }
 
-/// Memory per runnable measured in a fresh process of this benchmark.
-fn memory_in_child(which: &str, n: usize) -> Option<f64> {
+/// Memory per runnable measured in a fresh process of this benchmark, on the multi-thread
+/// runtime if `multi`.
+fn memory_in_child(which: &str, n: usize, multi: bool) -> Option<f64> {
     let exe = std::env::current_exe().ok()?;
-    let out = std::process::Command::new(exe)
-        .args(["--memory", which, &n.to_string()])
-        .output()
-        .ok()?;
+    let mut args = vec!["--memory".to_owned(), which.to_owned(), n.to_string()];
+    if multi {
+        args.push("--multi".to_owned());
+    }
+    let out = std::process::Command::new(exe).args(args).output().ok()?;
     let per: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
     per.is_finite().then_some(per)
 }
@@ -347,8 +409,8 @@ async fn w1(table: &mut Table, n: usize) {
         tracker.close();
         tracker.wait().await;
         if run < 3 {
-            ours_mem.extend(memory_in_child("ours", n));
-            floor_mem.extend(memory_in_child("floor", n));
+            ours_mem.extend(memory_in_child("ours", n, table.multi));
+            floor_mem.extend(memory_in_child("floor", n, table.multi));
         }
     }
     let name = per_runnable_row(table, ("W1 flat spawn", "W7 spawn"), n, ours, floor);

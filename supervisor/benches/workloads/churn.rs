@@ -98,15 +98,14 @@ async fn floor(tokens: bool) -> f64 {
     CHURN as f64 / started.elapsed().as_secs_f64()
 }
 
-/// W8 on the current-thread runtime (the caller's) and on a multi-thread one of two
-/// workers, where the loops run as tasks, as a server's accept loop does.
-pub(crate) fn w8(rt: &tokio::runtime::Runtime, table: &mut Table) {
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    for (flavour, rt) in [("current-thread", rt), ("multi-thread", &multi)] {
+/// W8 on the current-thread runtime and on the multi-thread one (of two workers), where the
+/// loops run as tasks, as a server's accept loop does.
+pub(crate) fn w8(
+    current: &tokio::runtime::Runtime,
+    multi: &tokio::runtime::Runtime,
+    table: &mut Table,
+) {
+    for (flavour, rt) in [("current-thread", current), ("multi-thread", multi)] {
         let (mut o, mut f, mut bare) = (vec![], vec![], vec![]);
         for _ in 0..super::RUNS {
             o.push(rt.block_on(async { tokio::spawn(ours()).await.expect("ran") }));
