@@ -104,7 +104,9 @@ impl DynamicSpec {
 /// are independent (`one_for_one`): one's failure never touches its siblings. A child that
 /// has finished — ended for good, its subtree returned — leaves the tree: its slot, its
 /// name and its log are freed, and [`Metrics`](crate::Metrics) are told
-/// ([`notify_node_removed`](crate::Metrics::notify_node_removed)).
+/// ([`notify_node_removed`](crate::Metrics::notify_node_removed)). Children ended by the
+/// tree's shutdown leave too: after [`wait`](crate::Supervisor::wait), `states()` shows the
+/// group's node `Canceled` and none of its children.
 ///
 /// The group belongs to its parent's incarnation. Once the parent is cancelled, `start`
 /// returns [`RunError::Closed`]; once the parent has restarted (its dynamic children
@@ -119,7 +121,7 @@ impl DynamicSpec {
 /// ```
 /// use supervisor::{Context, DynamicSpec, Signal};
 ///
-/// async fn job(ctx: Context) -> supervisor::Result {
+/// async fn job(_ctx: Context) -> supervisor::Result {
 ///     tracing::info!("working"); // logged at root.jobs.c1, root.jobs.c2, …
 ///     Ok(())
 /// }
