@@ -15,6 +15,15 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Whether `dn` is `root` or below it, component by component (`root.a` is not below
+/// `root.ab`); everything is below the empty DN, the log tree's root.
+pub(crate) fn in_subtree(root: &str, dn: &str) -> bool {
+    root.is_empty()
+        || dn
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Shows user input in a message safely: quoted and escaped, and cut after 64 characters so
 /// that a megabyte of garbage does not become a megabyte of log line.
 pub(crate) struct Shown<'a>(pub(crate) &'a str);
@@ -41,6 +50,15 @@ mod tests {
         for bad in ["", "A", "a.b", "a-b", "a b", "é", "a\n", &"x".repeat(65)] {
             assert!(!is_valid_name(bad), "{bad:?} must be rejected");
         }
+    }
+
+    #[test]
+    fn subtrees_are_cut_at_dots() {
+        assert!(in_subtree("root.a", "root.a"));
+        assert!(in_subtree("root.a", "root.a.b"));
+        assert!(!in_subtree("root.a", "root.ab"));
+        assert!(!in_subtree("root.a.b", "root.a"));
+        assert!(in_subtree("", "root"));
     }
 
     #[test]

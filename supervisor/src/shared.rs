@@ -43,6 +43,7 @@ use crate::activity::{Activity, Counted};
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
+use crate::name::in_subtree;
 use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Tree, Watch};
 
 pub(crate) struct Shared {
@@ -344,12 +345,6 @@ impl Shared {
             self.log.log_text(Severity::Info, text, now);
         }
     }
-}
-
-/// Whether `dn` is `top` or below it.
-fn in_subtree(top: &str, dn: &str) -> bool {
-    dn.strip_prefix(top)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::lock::lock;
+use crate::name::in_subtree;
 use smallvec::SmallVec;
 
 use tokio::sync::Notify;
@@ -282,7 +283,7 @@ impl Journal {
         let mut below: SmallVec<[Arc<str>; 1]> = self
             .dns
             .range::<str, _>((std::ops::Bound::Included(dn), std::ops::Bound::Unbounded))
-            .take_while(|(d, _)| Filter::in_subtree(dn, d))
+            .take_while(|(d, _)| in_subtree(dn, d))
             .map(|(d, _)| d.clone())
             .collect();
         for d in below.drain(..) {
@@ -311,7 +312,7 @@ impl Journal {
         if filter.with_children {
             self.dns
                 .range::<str, _>((std::ops::Bound::Included(root), std::ops::Bound::Unbounded))
-                .take_while(|(dn, _)| Filter::in_subtree(root, dn))
+                .take_while(|(dn, _)| in_subtree(root, dn))
                 .map(|(dn, _)| dn.clone())
                 .collect()
         } else {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use super::entry::{LogEntry, Payload, Severity};
 use super::journal::Subscriber;
 use super::{Inner, LogError};
+use crate::name::in_subtree;
 
 /// What [`LogTree::read`](super::LogTree::read) returns.
 ///
@@ -149,17 +150,10 @@ pub(super) struct Filter {
 }
 
 impl Filter {
-    /// Whether `dn` is `root` or below it, component-wise.
-    pub(super) fn in_subtree(root: &str, dn: &str) -> bool {
-        root.is_empty()
-            || dn == root
-            || (dn.len() > root.len() && dn.starts_with(root) && dn.as_bytes()[root.len()] == b'.')
-    }
-
     /// Whether an entry at `dn` with `payload` is selected.
     pub(super) fn matches(&self, dn: &str, payload: &Payload) -> bool {
         let dn_ok = if self.with_children {
-            Filter::in_subtree(&self.dn, dn)
+            in_subtree(&self.dn, dn)
         } else {
             dn == self.dn
         };
