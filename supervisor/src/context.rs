@@ -280,21 +280,14 @@ impl Context {
         policy: GroupPolicy,
     ) -> Result<(), RunError> {
         let shared = &self.inner.shared;
-        let (started, sink_panics) = {
-            let mut tree = shared.tree();
-            let started = tree
-                .run_group(self.inner.key, members, backoff, policy)
-                .map_err(|e| e.named(self.dn()))?;
-            (started, tree.take_sink_panics())
-        };
+        let started = shared
+            .in_tree(|tree| tree.run_group(self.inner.key, members, backoff, policy))
+            .map_err(|e| e.named(self.dn()))?;
         for start in started.starts {
             shared.spawn(start);
         }
         if let Some(watch) = started.watch {
             shared.watch(watch);
-        }
-        if !sink_panics.is_empty() {
-            shared.log_notes(&sink_panics);
         }
         Ok(())
     }
@@ -333,18 +326,11 @@ impl Context {
     /// breaks its rule (`max_children(0)`, a shutdown timeout of zero).
     pub fn dynamic(&self, name: &str, spec: DynamicSpec) -> Result<Dynamic, RunError> {
         let shared = &self.inner.shared;
-        let (start, sink_panics) = {
-            let mut tree = shared.tree();
-            let start = tree
-                .run_dynamic(self.inner.key, name, &spec)
-                .map_err(|e| e.named(self.dn()))?;
-            (start, tree.take_sink_panics())
-        };
+        let start = shared
+            .in_tree(|tree| tree.run_dynamic(self.inner.key, name, &spec))
+            .map_err(|e| e.named(self.dn()))?;
         let handle = Dynamic::new(shared.clone(), start.key, start.dn.clone());
         shared.spawn(start);
-        if !sink_panics.is_empty() {
-            shared.log_notes(&sink_panics);
-        }
         Ok(handle)
     }
 

@@ -193,17 +193,10 @@ impl Dynamic {
         runnable: Arc<dyn DynRunnable>,
     ) -> Result<String, RunError> {
         let shared = &self.inner.shared;
-        let (start, sink_panics) = {
-            let mut tree = shared.tree();
-            let start = tree.start_dynamic(self.inner.key, name, &runnable);
-            (start, tree.take_sink_panics())
-        };
+        let start = shared.in_tree(|tree| tree.start_dynamic(self.inner.key, name, &runnable));
         // The tree keeps its own reference: the runnable of a refused start is dropped here,
         // outside the lock.
         drop(runnable);
-        if !sink_panics.is_empty() {
-            shared.log_notes(&sink_panics);
-        }
         let start = start.map_err(|e| e.named(self.dn()))?;
         let dn = start.dn.to_string();
         shared.spawn(start);

@@ -108,6 +108,21 @@ impl Shared {
         }
     }
 
+    /// Runs `act` on the tree under its lock, for a call that takes no [`Effects`] (starting
+    /// children moves only its starts), and logs what the metrics sinks' panics left to log
+    /// once the lock is released.
+    pub(crate) fn in_tree<T>(&self, act: impl FnOnce(&mut Tree) -> T) -> T {
+        let (done, sink_panics) = {
+            let mut tree = self.tree();
+            let done = act(&mut tree);
+            (done, tree.take_sink_panics())
+        };
+        if !sink_panics.is_empty() {
+            self.log_notes(&sink_panics);
+        }
+        done
+    }
+
     fn fail_stop(&self) {
         if self.poisoned.swap(true, Ordering::SeqCst) {
             return;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::dynamic::DynamicSpec;
 use crate::error::{NameUse, RunError, panic_message_dropped};
+use crate::group::Member;
 use crate::policy::{GroupPolicy, Intensity, Policy, Restart};
 use crate::runnable::DynRunnable;
 use crate::status::DynamicStatus;
@@ -24,7 +25,7 @@ use crate::{Context, NodeState};
 use crate::metrics::Metrics;
 
 use super::group::Window;
-use super::node::{Children, Pending, index_hash, name_hash, stale};
+use super::node::{Children, Pending, index_hash, stale};
 use super::{Effects, Key, NodeId, Note, Start, Tree};
 
 /// What a dynamic group's node holds beyond its children.
@@ -67,8 +68,8 @@ fn push_number(to: &mut String, mut n: u64) {
 const SHRINK_AT: usize = 4;
 
 impl Tree {
-    /// Makes the dynamic group `name` below `key`, which must be New, as one more group of
-    /// its children (of one member: the group's node). Returns the group node's task.
+    /// Makes the dynamic group `name` below `key`, which must be New: a group of one of its
+    /// children, whose member is the group's node. Returns the group node's task.
     pub(crate) fn run_dynamic(
         &mut self,
         key: Key,
@@ -78,7 +79,6 @@ impl Tree {
         let Some(parent) = self.acting(key) else {
             return Err(stale());
         };
-        self.check_name(parent, name, NameUse::Child)?;
         if let Err(error) = spec.check() {
             return Err(RunError::InvalidSpec {
                 parent: parent.dn.to_string(),
@@ -86,14 +86,15 @@ impl Tree {
                 error,
             });
         }
-        if parent.state != NodeState::New || !parent.running {
-            return Err(RunError::NotNew {
-                parent: parent.dn.to_string(),
-                name: name.to_owned(),
-                state: parent.state,
-            });
-        }
-        let dn: Arc<str> = [&*parent.dn, ".", name].concat().into();
+        let member = [Member {
+            name,
+            runnable: Arc::new(group_runnable) as Arc<dyn DynRunnable>,
+            spec: None,
+        }];
+        let started = self.run_group(key, &member, None, GroupPolicy::default())?;
+        let Some(start) = started.starts.into_iter().next() else {
+            unreachable!("a group of one starts its member")
+        };
         let child = Arc::new(spec.child_spec().resolve(
             &self.defaults.backoff,
             Restart::Temporary,
@@ -101,17 +102,7 @@ impl Tree {
         ));
         self.register_all |= child.shutdown != self.defaults.shutdown;
         self.dynamic = true;
-        let mut children = self.node_mut(key.id).children.take().unwrap_or_default();
-        let group_index = children.groups.len();
-        let runnable: Arc<dyn DynRunnable> = Arc::new(group_runnable);
-        let policy = self.defaults.clone();
-        let id = self.insert(dn, Some(key.id), group_index, runnable, policy, false);
-        self.node_mut(id).name_hash = name_hash(name);
-        self.add_child(&mut children, id);
-        children
-            .groups
-            .push(children.ids.len(), GroupPolicy::default());
-        self.node_mut(key.id).children = Some(children);
+        let id = start.key.id;
         self.node_mut(id).children = Some(Box::new(Children {
             dynamic: Some(Box::new(DynamicGroup {
                 policy: child,
@@ -122,7 +113,6 @@ impl Tree {
             })),
             ..Children::default()
         }));
-        let start = self.launch(id);
         self.set_state(id, NodeState::Healthy);
         Ok(start)
     }
@@ -137,14 +127,13 @@ impl Tree {
     ) -> Result<Start, RunError> {
         let mut dn = std::mem::take(&mut self.scratch);
         let named = self.name_dynamic(group, name, &mut dn);
-        let (policy, next, at) = match named {
+        let (policy, next) = match named {
             Ok(named) => named,
             Err(e) => {
                 self.scratch = dn;
                 return Err(e);
             }
         };
-        let hash = name_hash(&dn[at..]);
         let mut children = self.node_mut(group.id).children.take().unwrap_or_default();
         if let Some(settings) = children.dynamic.as_deref_mut() {
             settings.next_name = next;
@@ -159,23 +148,21 @@ impl Tree {
             false,
         );
         self.scratch = dn;
-        let child = self.node_mut(id);
-        child.name_hash = hash;
-        child.dynamic = true;
+        self.node_mut(id).dynamic = true;
         self.add_child(&mut children, id);
         self.node_mut(group.id).children = Some(children);
         Ok(self.launch(id))
     }
 
     /// Checks that the dynamic group `group` may start a child now, and writes the child's
-    /// DN into `dn`: `name`, or the next free automatic one. Returns the children's policy,
-    /// the next automatic number, and where the name starts in `dn`.
+    /// DN into `dn`: `name`, or the next free automatic one. Returns the children's policy
+    /// and the next automatic number.
     fn name_dynamic(
         &self,
         group: Key,
         name: Option<&str>,
         dn: &mut String,
-    ) -> Result<(Arc<Policy>, u64, usize), RunError> {
+    ) -> Result<(Arc<Policy>, u64), RunError> {
         let Some(node) = self.acting(group) else {
             return Err(stale());
         };
@@ -219,7 +206,7 @@ impl Tree {
                 }
             },
         }
-        Ok((settings.policy.clone(), next, at))
+        Ok((settings.policy.clone(), next))
     }
 
     /// How many children the dynamic group `group` holds; 0 once the handle is stale.
