@@ -106,9 +106,16 @@ impl Context {
         &self.inner
     }
 
-    /// The span, if it has been made.
-    pub(crate) fn span_if_made(&self) -> Option<&Span> {
-        self.inner.span.get().map(|span| &**span)
+    /// The span its task polls in, once `routing` is entered for the incarnation: under an
+    /// application subscriber (routing by span) the runnable and its node's tasks run in
+    /// it; otherwise only if one was made (routing is by the current route then).
+    #[inline]
+    pub(crate) fn span_to_enter(&self, routing: &Routing) -> Option<&Span> {
+        if routing.by_span() {
+            Some(self.span())
+        } else {
+            self.inner.span.get().map(|span| &**span)
+        }
     }
 
     /// The `tracing` span of this incarnation (`runnable`, with a `dn` field): attach it to

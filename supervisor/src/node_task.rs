@@ -52,11 +52,7 @@ impl<F: Future> Future for NodeTask<F> {
         let mut this = self.project();
         let incarnation = this.ctx.incarnation();
         let routing = Routing::enter(Some(incarnation));
-        let span = if routing.by_span() {
-            Some(this.ctx.span())
-        } else {
-            this.ctx.span_if_made()
-        };
+        let span = this.ctx.span_to_enter(&routing);
         let polled = {
             let _entered = span.map(Span::enter);
             this.future.poll(cx)

@@ -82,13 +82,7 @@ impl<R: Runnable> Future for RunnableTask<R> {
             .task_wake()
             .begin_poll(&shared.activity, cx.waker());
         let routing = Routing::enter(Some(incarnation));
-        // Under an application subscriber the runnable runs in its span; otherwise only if
-        // one was made (routing is by the current route then).
-        let span = if routing.by_span() {
-            Some(this.owner.ctx.span())
-        } else {
-            this.owner.ctx.span_if_made()
-        };
+        let span = this.owner.ctx.span_to_enter(&routing);
         let mut tracked = TaskContext::from_waker(this.waker);
         let cx = &mut tracked;
 
