@@ -224,11 +224,15 @@ impl Tree {
             .and_then(|c| c.dynamic.as_deref_mut())
     }
 
-    /// Lets every finished dynamic child on the way up from `id` leave: those whose
-    /// subtree has wholly returned and that wait for no restart (or whose group is
-    /// cancelled, so that none will come). Stops at the first node with something running.
-    pub(super) fn leave_finished(&mut self, id: NodeId, effects: &mut Effects) {
-        let mut cur = Some(id);
+    /// Lets every finished dynamic child on the way up from `from` (if it is still in the
+    /// tree) leave: those whose subtree has wholly returned and that wait for no restart (or
+    /// whose group is cancelled, so that none will come). Stops at the first node with
+    /// something running; costs nothing in a tree without dynamic groups.
+    pub(super) fn leave_finished(&mut self, from: Key, effects: &mut Effects) {
+        if !self.dynamic || self.current(from).is_none() {
+            return;
+        }
+        let mut cur = Some(from.id);
         while let Some(c) = cur {
             let node = self.node(c);
             if node.running_below > 0 {

@@ -454,9 +454,7 @@ impl Tree {
         for member in emptied {
             self.step_if_parent_cancelled(member, &mut effects);
         }
-        if self.dynamic && self.current(key).is_some() {
-            self.leave_finished(key.id, &mut effects);
-        }
+        self.leave_finished(key, &mut effects);
         if self.watching {
             self.check_finished();
         }
@@ -530,7 +528,7 @@ impl Tree {
         {
             if self.parent_token(key.id).is_cancelled() {
                 self.drop_restart(key.id, &mut effects);
-                self.leave_finished(key.id, &mut effects);
+                self.leave_finished(key, &mut effects);
             } else {
                 self.backoffs -= 1;
                 self.start_again(key.id, &mut effects);
@@ -550,7 +548,7 @@ impl Tree {
             .is_some_and(|n| n.pending == Pending::Backoff)
         {
             self.drop_restart(key.id, &mut effects);
-            self.leave_finished(key.id, &mut effects);
+            self.leave_finished(key, &mut effects);
         }
         if self.watching {
             self.check_finished();

@@ -169,22 +169,27 @@ impl Tree {
         effects: &mut Effects,
     ) -> Result<(), Vec<Key>> {
         let node = self.node(id);
-        let (parent, g, dynamic) = (node.parent, node.group, node.dynamic);
-        let own = match parent {
-            Some(p) if dynamic => self.dynamic_group(p).and_then(|d| d.intensity),
-            Some(p) => self.groups(p).policy(g).intensity,
-            None => None,
+        let counted = match node.parent {
+            None => CountedIn::Root,
+            Some(group) if node.dynamic => CountedIn::Dynamic(group),
+            Some(parent) => CountedIn::Group(parent, node.group),
+        };
+        let own = match counted {
+            CountedIn::Root => None,
+            CountedIn::Dynamic(group) => self.dynamic_group(group).and_then(|d| d.intensity),
+            CountedIn::Group(parent, g) => self.groups(parent).policy(g).intensity,
         };
         let Some(intensity) = own.or(self.default_intensity) else {
             return Ok(());
         };
-        let window = match parent {
-            Some(p) if dynamic => match self.dynamic_group(p) {
+        // Only now, with an intensity to count against: a group's window is made on demand.
+        let window = match counted {
+            CountedIn::Root => &mut self.root_window,
+            CountedIn::Dynamic(group) => match self.dynamic_group(group) {
                 Some(group) => &mut group.window,
                 None => unreachable!("a dynamic child's parent is a dynamic group"),
             },
-            Some(p) => &mut self.groups_mut(p).extra_mut(g).window,
-            None => &mut self.root_window,
+            CountedIn::Group(parent, g) => &mut self.groups_mut(parent).extra_mut(g).window,
         };
         let count = window.record(now, intensity);
         if count <= allowed(intensity) {
@@ -195,10 +200,11 @@ impl Tree {
             intensity,
             last: [&*self.node(id).dn, ": ", reason].concat().into(),
         };
-        // A dynamic group belongs to its parent's incarnation: its parent fails.
-        let parent = match parent {
-            Some(p) if dynamic => self.node(p).parent,
-            parent => parent,
+        let parent = match counted {
+            CountedIn::Root => None,
+            // A dynamic group belongs to its parent's incarnation: its parent fails.
+            CountedIn::Dynamic(group) => self.node(group).parent,
+            CountedIn::Group(parent, _) => Some(parent),
         };
         match parent {
             Some(p) => {
@@ -601,6 +607,17 @@ impl Tree {
             None => unreachable!("a node has a group but no children"),
         }
     }
+}
+
+/// Where a node's restarts are counted, and so whose intensity they are held to.
+#[derive(Clone, Copy)]
+enum CountedIn {
+    /// The root's: the supervisor's, with the builder's intensity.
+    Root,
+    /// A dynamic group's (the node's parent).
+    Dynamic(NodeId),
+    /// Group `g` of the parent.
+    Group(NodeId, usize),
 }
 
 /// The earlier of two times on the tree's clock, 0 meaning "never".
