@@ -566,11 +566,16 @@ fn parse_name(input: ParseStream<'_>) -> syn::Result<Name> {
             "expected a node name: an identifier or a string literal",
         )
     })?;
+    Ok(ident_name(&ident))
+}
+
+/// The node name an identifier writes (`r#type` is `type`).
+fn ident_name(ident: &Ident) -> Name {
     let value = ident.to_string();
-    Ok(Name {
+    Name {
         value: value.strip_prefix("r#").unwrap_or(&value).to_owned(),
         span: ident.span(),
-    })
+    }
 }
 
 fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
@@ -609,11 +614,7 @@ fn parse_entries(input: ParseStream<'_>, scope: &mut Scope) -> syn::Result<()> {
                 ));
             }
             let binding: Ident = input.parse()?;
-            let value = binding.to_string();
-            let name = Name {
-                value: value.strip_prefix("r#").unwrap_or(&value).to_owned(),
-                span: binding.span(),
-            };
+            let name = ident_name(&binding);
             let group = scope.new_group(GroupDecl::default());
             scope.entries.push(Entry::Child {
                 name,

@@ -261,6 +261,11 @@ fn ms(secs: f64) -> String {
     format!("{:.2} ms", secs * 1e3)
 }
 
+/// A rate, in thousands a second.
+fn per_second(rate: f64) -> String {
+    format!("{:.0} k/s", rate / 1e3)
+}
+
 fn us(secs: f64) -> String {
     format!("{:.2} µs", secs * 1e6)
 }
@@ -700,8 +705,8 @@ async fn w4(table: &mut Table) {
     let (o, f) = (median(ours), median(floor));
     table.row(
         "W4 restart throughput",
-        format!("{:.0} k/s", o / 1e3),
-        format!("{:.0} k/s", f / 1e3),
+        per_second(o),
+        per_second(f),
         f / o,
         "≥ 500 k/s",
     );
@@ -720,8 +725,8 @@ async fn w4b(table: &mut Table) {
     let (l, u) = (median(limited), median(unlimited));
     table.row(
         "W4b restarts under an intensity (vs W4's)",
-        format!("{:.0} k/s", l / 1e3),
-        format!("{:.0} k/s", u / 1e3),
+        per_second(l),
+        per_second(u),
         u / l,
         "≈ 1×",
     );

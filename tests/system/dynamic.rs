@@ -470,24 +470,27 @@ async fn over_its_intensity_a_dynamic_group_fails_its_parent() {
 
 #[tokio::test(start_paused = true)]
 async fn making_a_group_follows_the_rules_of_children() {
-    let sup = Supervisor::new(|ctx: Context| async move {
-        ctx.run("worker", serve)?;
-        assert!(matches!(
-            ctx.dynamic("worker", DynamicSpec::new()),
-            Err(RunError::NameTaken { .. })
-        ));
-        let zero = ctx.dynamic("zero", DynamicSpec::new().max_children(0));
-        let Err(RunError::InvalidSpec { error, .. }) = zero else {
-            panic!("{zero:?}")
-        };
-        assert!(error.to_string().contains("max_children"), "{error}");
-        let _jobs = ctx.dynamic("jobs", DynamicSpec::new())?;
-        ctx.signal(Signal::Healthy);
-        let late = ctx.dynamic("late", DynamicSpec::new());
-        assert!(matches!(late, Err(RunError::NotNew { .. })), "{late:?}");
-        ctx.cancelled().await;
-        Ok(())
-    });
+    // The checks run inside the root: a failed one panics, and the panic reaches `wait`.
+    let sup = Supervisor::builder()
+        .propagate_panics()
+        .start(|ctx: Context| async move {
+            ctx.run("worker", serve)?;
+            assert!(matches!(
+                ctx.dynamic("worker", DynamicSpec::new()),
+                Err(RunError::NameTaken { .. })
+            ));
+            let zero = ctx.dynamic("zero", DynamicSpec::new().max_children(0));
+            let Err(RunError::InvalidSpec { error, .. }) = zero else {
+                panic!("{zero:?}")
+            };
+            assert!(error.to_string().contains("max_children"), "{error}");
+            let _jobs = ctx.dynamic("jobs", DynamicSpec::new())?;
+            ctx.signal(Signal::Healthy);
+            let late = ctx.dynamic("late", DynamicSpec::new());
+            assert!(matches!(late, Err(RunError::NotNew { .. })), "{late:?}");
+            ctx.cancelled().await;
+            Ok(())
+        });
     sup.settled().await;
     assert_eq!(
         state(&sup, "root"),

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Table, median, rss};
+use super::{Table, median, per_second, rss};
 
 /// Children started per run.
 const CHURN: usize = 100_000;
@@ -113,18 +113,17 @@ pub(crate) fn w8(
             bare.push(rt.block_on(async { tokio::spawn(floor(false)).await.expect("ran") }));
         }
         let (o, f, bare) = (median(o), median(f), median(bare));
-        let rate = |r: f64| format!("{:.0} k/s", r / 1e3);
         table.row(
             &format!("W8 dynamic churn, {flavour}"),
-            rate(o),
-            rate(f),
+            per_second(o),
+            per_second(f),
             f / o,
             "≤ 3×",
         );
         table.row(
             &format!("W8 dynamic churn, {flavour}, vs bare tasks"),
-            rate(o),
-            rate(bare),
+            per_second(o),
+            per_second(bare),
             bare / o,
             "-",
         );
