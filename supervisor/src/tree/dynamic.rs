@@ -25,7 +25,7 @@ use crate::{Context, NodeState};
 use crate::metrics::Metrics;
 
 use super::group::Window;
-use super::node::{Children, Pending, index_hash, stale};
+use super::node::{Children, Pending, index_hash, name_hash, stale};
 use super::{Effects, Key, NodeId, Note, Start, Tree};
 
 /// What a dynamic group's node holds beyond its children.
@@ -127,13 +127,14 @@ impl Tree {
     ) -> Result<Start, RunError> {
         let mut dn = std::mem::take(&mut self.scratch);
         let named = self.name_dynamic(group, name, &mut dn);
-        let (policy, next) = match named {
+        let (policy, next, at) = match named {
             Ok(named) => named,
             Err(e) => {
                 self.scratch = dn;
                 return Err(e);
             }
         };
+        let hash = name_hash(&dn[at..]);
         let mut children = self.node_mut(group.id).children.take().unwrap_or_default();
         if let Some(settings) = children.dynamic.as_deref_mut() {
             settings.next_name = next;
@@ -148,21 +149,23 @@ impl Tree {
             false,
         );
         self.scratch = dn;
-        self.node_mut(id).dynamic = true;
+        let child = self.node_mut(id);
+        child.name_hash = hash;
+        child.dynamic = true;
         self.add_child(&mut children, id);
         self.node_mut(group.id).children = Some(children);
         Ok(self.launch(id))
     }
 
     /// Checks that the dynamic group `group` may start a child now, and writes the child's
-    /// DN into `dn`: `name`, or the next free automatic one. Returns the children's policy
-    /// and the next automatic number.
+    /// DN into `dn`: `name`, or the next free automatic one. Returns the children's policy,
+    /// the next automatic number, and where the name starts in `dn`.
     fn name_dynamic(
         &self,
         group: Key,
         name: Option<&str>,
         dn: &mut String,
-    ) -> Result<(Arc<Policy>, u64), RunError> {
+    ) -> Result<(Arc<Policy>, u64, usize), RunError> {
         let Some(node) = self.acting(group) else {
             return Err(stale());
         };
@@ -206,7 +209,7 @@ impl Tree {
                 }
             },
         }
-        Ok((settings.policy.clone(), next))
+        Ok((settings.policy.clone(), next, at))
     }
 
     /// How many children the dynamic group `group` holds; 0 once the handle is stale.

@@ -67,7 +67,7 @@ pub(crate) use effects::{
     Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
 };
 use group::Window;
-use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_taken, stale};
+use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken, stale};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -258,6 +258,7 @@ impl Tree {
                 ordered,
             );
             self.scratch = dn;
+            self.node_mut(id).name_hash = name_hash(name);
             self.add_child(&mut children, id);
             starts.push(self.launch(id));
         }

@@ -320,7 +320,7 @@ impl Tree {
 
     /// Adds a node below `parent`, in its group `group`, with a token of its own if it is an
     /// ordered member and else a child of its parent's (of the supervisor's, for the root).
-    /// It keeps the hash of its name (the last label of `dn`) for its parent's index.
+    /// The caller, which has the name at hand, sets its hash (`name_hash`) before indexing it.
     pub(super) fn insert(
         &mut self,
         dn: Arc<str>,
@@ -332,7 +332,6 @@ impl Tree {
     ) -> NodeId {
         let token = self.token_below(parent, ordered);
         let node = Node {
-            name_hash: name_hash(name_of(&dn)),
             dn,
             runnable,
             backoff: BackoffState::new(&policy.backoff),
@@ -346,6 +345,7 @@ impl Tree {
             group,
             running_below: 0,
             restarts: 0,
+            name_hash: 0,
             state: NodeState::New,
             failed: false,
             cancelled_at: 0,
