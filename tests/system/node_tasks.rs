@@ -7,7 +7,7 @@ use supervisor::{Context, Ended, Signal, Supervisor};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
-use crate::support::{DropTime, shut_down, texts};
+use crate::support::{DropTime, serve, shut_down, texts};
 
 #[tokio::test(start_paused = true)]
 async fn a_nodes_task_logs_at_its_dn_and_counts_toward_settled() {
@@ -31,9 +31,7 @@ async fn a_nodes_task_logs_at_its_dn_and_counts_toward_settled() {
                     Ok(())
                 }
             })?;
-            ctx.signal(Signal::Healthy);
-            ctx.cancelled().await;
-            Ok(())
+            serve(ctx).await
         }
     });
     sup.settled().await;
@@ -65,9 +63,7 @@ async fn a_nodes_task_is_aborted_its_grace_after_the_cancellation_and_wait_outla
                 if let Some(tx) = tx.lock().unwrap().take() {
                     let _ = tx.send(handle);
                 }
-                ctx.signal(Signal::Healthy);
-                ctx.cancelled().await;
-                Ok(())
+                serve(ctx).await
             }
         });
     let handle = rx.await.unwrap();
