@@ -1,5 +1,6 @@
 //! What the supervisor runs: any `Fn(Context) -> impl Future<Output = Result>`.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -75,10 +76,18 @@ pub(crate) trait DynRunnable: Send + Sync + 'static {
     /// made here, where the runnable's type is known, so that its future lives in the task
     /// unboxed.
     fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: Start);
+
+    /// The runnable as its own type again, for the task of its last incarnation to run
+    /// the next one (`RunnableTask` knows the type it expects).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<R: Runnable> DynRunnable for R {
     fn spawn(self: Arc<Self>, shared: &Arc<Shared>, start: Start) {
         shared.spawn_task(RunnableTask::new(shared.clone(), start, self));
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
     }
 }

@@ -223,6 +223,11 @@ impl Shared {
     /// supervisor starting, or its whole tree restarting); every other node's at verbosity 1,
     /// so that large trees cost nothing to start unless asked to say so.
     pub(crate) fn spawn(self: &Arc<Self>, start: Start) {
+        self.log_start(&start);
+        start.runnable.clone().spawn(self, start);
+    }
+
+    fn log_start(&self, start: &Start) {
         if &*start.dn == "root" {
             self.log.info("starting root");
         } else {
@@ -231,7 +236,6 @@ impl Shared {
                 verbose.info(format_args!("starting {}", start.dn));
             }
         }
-        start.runnable.clone().spawn(self, start);
     }
 
     fn arm(self: &Arc<Self>, timer: Timer) {
@@ -278,15 +282,34 @@ impl Shared {
 
     /// Records how the task of `key` ended and restarts what that makes restartable;
     /// `logged` if the incarnation made a logger at its DN.
-    pub(crate) fn exited(self: &Arc<Self>, key: Key, outcome: Outcome, logged: bool) {
-        let effects = {
+    ///
+    /// A restart of `key` itself is not spawned but returned: the exiting task runs the
+    /// next incarnation (see [`RunnableTask`](crate::task::RunnableTask)), which spares a
+    /// restart a task's allocation, a trip through the scheduler and, on a multi-thread
+    /// runtime, the wake of another worker to steal it.
+    pub(crate) fn exited(
+        self: &Arc<Self>,
+        key: Key,
+        outcome: Outcome,
+        logged: bool,
+    ) -> Option<Start> {
+        let mut effects = {
             let mut tree = self.tree();
             if logged {
                 tree.logged(key);
             }
             tree.exited(key, outcome)
         };
+        let own = effects
+            .starts
+            .iter()
+            .position(|start| start.key.id == key.id);
+        let own = own.map(|at| effects.starts.remove(at));
         self.apply(effects);
+        if let Some(start) = &own {
+            self.log_start(start);
+        }
+        own
     }
 
     /// Keeps the first propagated panic for `wait` to resume, and shuts the tree down.

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Poll, Waker, ready};
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -71,10 +71,51 @@ impl<R: Runnable> RunnableTask<R> {
     }
 }
 
+/// The most incarnations one poll of a task runs, one after another. Tokio's budget (128
+/// units a poll) always stops a crash loop first on a runtime's worker, with a deferred
+/// wake that lets every other ready task run; the cap, above it, only keeps a loop from
+/// holding its thread where no budget is kept.
+const RESTARTS_PER_POLL: usize = 1024;
+
 impl<R: Runnable> Future for RunnableTask<R> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+    /// Runs the incarnation; when it ends and the tree restarts its node at once, the same
+    /// task runs the next incarnation, with a fresh context. A restart costs no task and
+    /// does not go through the scheduler (which, on a multi-thread runtime, would often
+    /// wake another worker to steal it). It is still cooperative: each restart takes a unit
+    /// of tokio's task budget, and the task yields when that is spent, so a crash loop
+    /// yields to its neighbours as a busy task would. (What a user can tell: a restarted
+    /// runnable may run in the tokio task of its previous incarnation, so
+    /// `tokio::task::id()` may repeat; nothing of the supervisor's depends on it.)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        for _ in 0..RESTARTS_PER_POLL {
+            let Some(start) = ready!(self.as_mut().poll_incarnation(cx)) else {
+                return Poll::Ready(());
+            };
+            let shared = self.owner.ctx.incarnation().shared().clone();
+            let Ok(runnable) = start.runnable.clone().into_any().downcast::<R>() else {
+                // Not this task's runnable: cannot happen for the same node, but a task of
+                // its own is always right.
+                start.runnable.clone().spawn(&shared, start);
+                return Poll::Ready(());
+            };
+            self.set(RunnableTask::new(shared, start, runnable));
+            match tokio::task::coop::poll_proceed(cx) {
+                Poll::Ready(restore) => restore.made_progress(),
+                // The budget is spent, and the runtime asked to poll the task again.
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<R: Runnable> RunnableTask<R> {
+    /// Polls the current incarnation: `Ready(Some(start))` when it has ended and its node
+    /// restarts at once, as `start`.
+    fn poll_incarnation(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Start>> {
         let mut this = self.project();
         let incarnation = this.owner.ctx.incarnation();
         let shared = incarnation.shared();
@@ -180,9 +221,9 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 ),
             },
         };
-        shared.exited(incarnation.key(), outcome, incarnation.has_logged());
+        let restart = shared.exited(incarnation.key(), outcome, incarnation.has_logged());
         this.owner.finish();
-        Poll::Ready(())
+        Poll::Ready(restart)
     }
 }
 

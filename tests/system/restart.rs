@@ -184,3 +184,58 @@ async fn a_cancelled_node_restarts_without_backoff() {
     assert!(two.start_times()[1] - before >= Duration::from_millis(250));
     shut_down(sup).await;
 }
+
+/// A node restarted at once runs its next incarnation in the task of the last one (no
+/// spawn), but a crash loop still yields: each restart takes a unit of tokio's task budget
+/// (128 per poll), so a neighbour on the same current-thread runtime is polled between
+/// bursts of a few budgets' worth of restarts (tokio's deferred wakes may run the loop
+/// twice in a row), not thousands.
+#[tokio::test]
+async fn a_crash_loop_restarted_in_its_own_task_yields_to_its_neighbours() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let crashes = Arc::new(AtomicUsize::new(0));
+    let (report, reported) = tokio::sync::oneshot::channel::<usize>();
+    let report = Arc::new(std::sync::Mutex::new(Some(report)));
+    let (c, n) = (crashes.clone(), crashes.clone());
+    let sup = Supervisor::builder()
+        .backoff(supervisor::Backoff::none())
+        .intensity(supervisor::Intensity::new(u32::MAX, Duration::from_secs(3600)).unwrap())
+        .start(tree(move |ctx| {
+            let c = c.clone();
+            ctx.run("crash", move |_ctx| {
+                c.fetch_add(1, Ordering::Relaxed);
+                async { Err("crash".into()) }
+            })?;
+            let n = n.clone();
+            let report = report.clone();
+            ctx.run("neighbour", move |ctx| {
+                let (n, report) = (n.clone(), report.clone());
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    let mut widest = 0;
+                    let mut last = n.load(Ordering::Relaxed);
+                    while last < 2_000 {
+                        tokio::task::yield_now().await;
+                        let now = n.load(Ordering::Relaxed);
+                        widest = widest.max(now - last);
+                        last = now;
+                    }
+                    if let Some(report) = report.lock().unwrap().take() {
+                        let _ = report.send(widest);
+                    }
+                    ctx.cancelled().await;
+                    Ok(())
+                }
+            })
+        }));
+    let widest = reported
+        .await
+        .expect("the neighbour ran beside the crash loop");
+    assert!(
+        (1..=4 * 128).contains(&widest),
+        "{widest} restarts between two polls of the neighbour"
+    );
+    shut_down(sup).await;
+}
