@@ -1,4 +1,4 @@
-//! The supervisor's workloads W1–W8 (and W4b, a restart's cost under an intensity window),
+//! The supervisor's workloads W1–W9 (and W4b, a restart's cost under an intensity window),
 //! each beside its floor: the least a hand-written tokio
 //! program needs for the same job (`tokio::spawn`, a child `CancellationToken` and one
 //! notification per task, no tree bookkeeping). Prints a table of medians and ratios.
@@ -13,7 +13,9 @@
 //! (driven by `block_on`, as the reference figures were taken), and then on a multi-thread
 //! runtime of two workers, which users run (`#[tokio::main]`), driven from a task spawned on
 //! it, which competes for the workers as an application's code does: one table each. W8
-//! (dynamic churn, in `workloads/churn.rs`) has a table of its own with both runtimes.
+//! (dynamic churn, in `workloads/churn.rs`) has a table of its own with both runtimes, and
+//! W9 (parallel restarts, in `workloads/parallel.rs`) one with multi-thread runtimes of one
+//! worker and of two.
 //!
 //! Memory is the growth of the resident set while the runnables are alive, divided by their
 //! number, each measured in a fresh process of this benchmark (Linux; `-` elsewhere), so that
@@ -37,6 +39,8 @@ const RUNS: usize = 5;
 
 #[path = "workloads/churn.rs"]
 mod churn;
+#[path = "workloads/parallel.rs"]
+mod parallel;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -100,6 +104,13 @@ fn main() {
         let mut table = Table::default();
         churn::w8(&current, &multi, &mut table);
         println!("\nW8, on both runtimes:\n");
+        table.print();
+    }
+    if run("w9") {
+        // Outside both runtimes: it makes its own, of one worker and of two.
+        let mut table = Table::default();
+        parallel::w9(&mut table);
+        println!("\nW9, on multi-thread runtimes of 1 and 2 workers:\n");
         table.print();
     }
 }
@@ -308,8 +319,12 @@ impl Countdown {
         }
     }
 
+    fn seen(&self) -> usize {
+        self.seen.load(Ordering::Acquire)
+    }
+
     async fn wait(&self) {
-        if self.seen.load(Ordering::Acquire) < self.n {
+        if self.seen() < self.n {
             self.done.notified().await;
         }
     }
