@@ -94,6 +94,7 @@ mod backoff;
 #[cfg(all(feature = "process", unix))]
 mod command;
 mod context;
+mod deferred;
 mod dynamic;
 mod error;
 mod group;

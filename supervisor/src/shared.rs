@@ -222,7 +222,16 @@ impl Shared {
     /// Starts the task of a (re)started node. The root's starts are logged at INFO (a
     /// supervisor starting, or its whole tree restarting); every other node's at verbosity 1,
     /// so that large trees cost nothing to start unless asked to say so.
+    ///
+    /// Asked for while a runnable is being polled on this thread, the task is spawned when
+    /// that poll ends (see [`deferred`](crate::deferred)).
     pub(crate) fn spawn(self: &Arc<Self>, start: Start) {
+        if let Some(start) = crate::deferred::hold(self, start) {
+            self.spawn_now(start);
+        }
+    }
+
+    pub(crate) fn spawn_now(self: &Arc<Self>, start: Start) {
         self.log_start(&start);
         start.runnable.clone().spawn(self, start);
     }

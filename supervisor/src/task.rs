@@ -19,6 +19,7 @@ use tracing::Span;
 
 use crate::Context;
 use crate::context::Incarnation;
+use crate::deferred::Deferring;
 use crate::error::{ReturnedError, drop_guarded, panic_message_dropped};
 use crate::logtree::Routing;
 use crate::policy::Shutdown;
@@ -124,6 +125,8 @@ impl<R: Runnable> RunnableTask<R> {
             .begin_poll(&shared.activity, cx.waker());
         let routing = Routing::enter(Some(incarnation));
         let span = this.owner.ctx.span_to_enter(&routing);
+        // Dropped before the routing, when the poll returns or the runnable has ended.
+        let deferring = Deferring::begin();
         let mut tracked = TaskContext::from_waker(this.waker);
         let cx = &mut tracked;
 
@@ -199,6 +202,8 @@ impl<R: Runnable> RunnableTask<R> {
             return Poll::Pending;
         };
 
+        // The children it started in its last poll are spawned before its exit is told.
+        drop(deferring);
         // Drop the runnable's future before anything restarts: its resources go first.
         let dropped = finish_stage(this.stage, span);
         let overran = this.grace.as_ref().and_then(|grace| {

@@ -26,3 +26,39 @@ async fn ten_thousand_runnables_start_and_shut_down_with_no_task_left() {
     shut_down(sup).await;
     assert_eq!(metrics.num_alive_tasks(), before);
 }
+
+/// The children a runnable starts in one poll have their tasks spawned together when that
+/// poll returns (so that, on a multi-thread runtime, the parent's use of the tree and the
+/// children's are not interleaved child by child).
+#[tokio::test]
+async fn a_runnables_starts_are_spawned_when_its_poll_returns() {
+    use std::sync::{Arc, Mutex};
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let sup = Supervisor::new(move |ctx: supervisor::Context| {
+        let s = s.clone();
+        async move {
+            let tasks = tokio::runtime::Handle::current().metrics();
+            let before = tasks.num_alive_tasks();
+            for i in 0..3 {
+                ctx.run(&format!("n{i}"), serve)?;
+            }
+            s.lock().unwrap().push(tasks.num_alive_tasks() - before);
+            tokio::task::yield_now().await;
+            s.lock().unwrap().push(tasks.num_alive_tasks() - before);
+            ctx.signal(supervisor::Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        }
+    });
+    sup.settled().await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [0, 3],
+        "no child task within the poll that started them; all three once it returned"
+    );
+    assert_eq!(sup.states().len(), 4);
+    assert!(sup.states().values().all(|s| *s == NodeState::Healthy));
+    shut_down(sup).await;
+}

@@ -1,0 +1,63 @@
+//! The starts a runnable asks for while it is being polled, spawned when its poll ends.
+//!
+//! A parent starting many children in one poll (a tree's root, a group of a thousand
+//! members, an accept loop draining its backlog) would otherwise spawn each child as it
+//! goes. On a multi-thread runtime another worker then steals and runs each child at once,
+//! and the child's first steps (its `Healthy` signal above all) take the tree's lock while
+//! the parent is taking it for the next child: the two workers pass the lock and the tree's
+//! memory back and forth once a child. Held back until the parent's poll returns, the
+//! children are spawned in one run, after the parent's last use of the tree in that poll.
+//!
+//! Nothing waits for them meanwhile: a start is made in the tree (the child is `New`, its
+//! name taken, its work counted for `settled`) when it is asked for; only its task is
+//! spawned later, within the same poll of the same task. A runnable that blocks its thread
+//! waiting for a child it has just started gets nothing from this (blocking a runtime's
+//! thread stalls that worker's other tasks anyway); starts asked for outside a runnable's
+//! poll (another thread, a node's task, a `Supervisor` handle) are spawned at once.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::shared::Shared;
+use crate::tree::Start;
+
+type Held = Vec<(Arc<Shared>, Start)>;
+
+thread_local! {
+    /// The starts held back on this thread, while a runnable is being polled on it.
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Holds back the starts asked for on this thread until dropped, when they are spawned.
+/// Made around each poll of a runnable; nests (the outer poll's starts are kept apart).
+pub(crate) struct Deferring {
+    outer: Option<Held>,
+}
+
+impl Deferring {
+    pub(crate) fn begin() -> Self {
+        let outer = HELD.with(|held| held.replace(Some(Vec::new())));
+        Deferring { outer }
+    }
+}
+
+impl Drop for Deferring {
+    fn drop(&mut self) {
+        let held = HELD.with(|held| held.replace(self.outer.take()));
+        for (shared, start) in held.into_iter().flatten() {
+            shared.spawn_now(start);
+        }
+    }
+}
+
+/// Keeps `start` for the end of the poll in progress on this thread; gives it back if no
+/// runnable is being polled here.
+pub(crate) fn hold(shared: &Arc<Shared>, start: Start) -> Option<Start> {
+    HELD.with(|held| match held.borrow_mut().as_mut() {
+        Some(held) => {
+            held.push((shared.clone(), start));
+            None
+        }
+        None => Some(start),
+    })
+}
