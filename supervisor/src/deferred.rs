@@ -5,8 +5,9 @@
 //! goes. On a multi-thread runtime another worker then steals and runs each child at once,
 //! and the child's first steps (its `Healthy` signal above all) take the tree's lock while
 //! the parent is taking it for the next child: the two workers pass the lock and the tree's
-//! memory back and forth once a child. Held back until the parent's poll returns, the
-//! children are spawned in one run, after the parent's last use of the tree in that poll.
+//! memory back and forth once a child. Held back until the parent's poll returns (or until
+//! [`BATCH`] of them are held), the children are spawned in one run, after the parent's
+//! use of the tree for all of them.
 //!
 //! Nothing waits for them meanwhile: a start is made in the tree (the child is `New`, its
 //! name taken, its work counted for `settled`) when it is asked for; only its task is
@@ -36,6 +37,7 @@ pub(crate) struct Deferring {
 
 impl Deferring {
     pub(crate) fn begin() -> Self {
+        // Empty until a start is held: a poll that starts nothing allocates nothing.
         let outer = HELD.with(|held| held.replace(Some(Vec::new())));
         Deferring { outer }
     }
@@ -50,14 +52,30 @@ impl Drop for Deferring {
     }
 }
 
+/// The most starts held back at once: a poll starting more has them spawned in batches of
+/// this many, which keeps what is held small (a start is 72 bytes) and still spares the
+/// tree all but one hand-over in a batch.
+const BATCH: usize = 64;
+
 /// Keeps `start` for the end of the poll in progress on this thread; gives it back if no
 /// runnable is being polled here.
 pub(crate) fn hold(shared: &Arc<Shared>, start: Start) -> Option<Start> {
-    HELD.with(|held| match held.borrow_mut().as_mut() {
+    let full = HELD.with(|held| match held.borrow_mut().as_mut() {
         Some(held) => {
             held.push((shared.clone(), start));
+            Ok((held.len() >= BATCH).then(|| std::mem::replace(held, Vec::with_capacity(BATCH))))
+        }
+        None => Err(start),
+    });
+    match full {
+        Err(start) => Some(start),
+        Ok(full) => {
+            // Spawned outside the borrow: spawning runs no code of the user's, but it is
+            // kept apart from the buffer all the same.
+            for (shared, start) in full.into_iter().flatten() {
+                shared.spawn_now(start);
+            }
             None
         }
-        None => Some(start),
-    })
+    }
 }
