@@ -680,24 +680,34 @@ async fn restart_rate(intensity: Option<Intensity>) -> f64 {
         .start(move |ctx: Context| {
             let c = c.clone();
             async move {
-                let crash = move |_ctx: Context| {
-                    let c = c.clone();
-                    async move {
-                        c.arrive();
-                        Err("crash".into())
-                    }
-                };
                 match intensity {
-                    None => ctx.run("crash", crash)?,
-                    Some(i) => ctx.run_group(Group::new().add("crash", crash).intensity(i))?,
+                    None => ctx.run("crash", crash(c))?,
+                    Some(i) => ctx.run_group(Group::new().add("crash", crash(c)).intensity(i))?,
                 }
                 ctx.signal(Signal::Healthy);
                 ctx.cancelled().await;
                 Ok(())
             }
         });
+    rate_until_counted(sup, &count, started).await
+}
+
+/// A runnable that fails at once, counted by `count` each time it starts.
+fn crash(count: Countdown) -> impl Runnable {
+    move |_ctx: Context| {
+        let count = count.clone();
+        async move {
+            count.arrive();
+            Err("crash".into())
+        }
+    }
+}
+
+/// The rate of `count`'s arrivals since `started`, once all have arrived; then shuts `sup`
+/// down.
+async fn rate_until_counted(sup: Supervisor, count: &Countdown, started: Instant) -> f64 {
     count.wait().await;
-    let rate = RESTARTS as f64 / started.elapsed().as_secs_f64();
+    let rate = count.n as f64 / started.elapsed().as_secs_f64();
     sup.cancel();
     sup.wait().await;
     rate

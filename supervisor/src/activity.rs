@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use pin_project_lite::pin_project;
@@ -21,29 +21,110 @@ use tokio::sync::Notify;
 
 use crate::lock::lock;
 
-#[derive(Debug, Default)]
+/// The count of outstanding work, kept in shards so that the workers of a multi-thread
+/// runtime, which enter and leave work on every wake, poll and exit, do not pass one cache
+/// line back and forth: each thread counts in its own shard (threads beyond the shards
+/// share them), and only a caller of `settled` sums them.
+///
+/// A shard is one word: the low 32 bits are its count (two's complement: work entered on
+/// one thread and left on another makes shards negative; only their sum means anything),
+/// the high 32 bits change on every update. A sum is taken by reading every shard twice
+/// over: if no shard changed between its two reads, every shard held its value at once
+/// (after the last first read and before the first second read), so the sum is exact at
+/// that instant. A sum that sees a change is not taken: work was moving, so the tree was
+/// not idle, and the update that moved it checks again if it was the last.
 pub(crate) struct Activity {
-    busy: AtomicUsize,
-    /// Callers inside `settled`: only they need telling, and telling costs a lock.
+    shards: Box<[Shard]>,
+    /// Callers inside `settled`: only they need telling, and telling costs a sum.
     waiters: AtomicUsize,
     idle: Notify,
 }
 
+/// One shard, alone on its cache lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(AtomicU64);
+
+/// Adds one to a shard's count and changes its high half.
+const ENTER: u64 = (1 << 32) | 1;
+/// Takes one from a shard's count (adding 2^32 - 1 to the low half; a carry out of it only
+/// moves the high half further) and changes its high half.
+const LEAVE: u64 = (1 << 32) | 0xFFFF_FFFF;
+
+thread_local! {
+    /// The shard this thread counts in.
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        // A shard for each thread that can run tasks at once, and some to spare for the
+        // threads outside the runtime (a test's, `spawn_blocking`'s) that start work too.
+        let threads = std::thread::available_parallelism().map_or(8, usize::from);
+        let shards = (2 * threads).next_power_of_two().clamp(8, 256);
+        Activity {
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            waiters: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Activity")
+            .field("busy", &self.busy())
+            .field("waiters", &self.waiters.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
 impl Activity {
+    fn shard(&self) -> &AtomicU64 {
+        let i = SHARD.with(|i| *i) & (self.shards.len() - 1);
+        &self.shards[i].0
+    }
+
     pub(crate) fn enter(&self) {
-        self.busy.fetch_add(1, Ordering::SeqCst);
+        self.shard().fetch_add(ENTER, Ordering::SeqCst);
     }
 
     pub(crate) fn leave(&self) {
-        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 && self.waiters.load(Ordering::SeqCst) > 0
-        {
+        self.shard().fetch_add(LEAVE, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 && self.sum() == Some(0) {
             self.idle.notify_waiters();
         }
     }
 
-    /// Units of work outstanding now.
+    /// The outstanding work at one instant, or `None` if it moved while being summed.
+    fn sum(&self) -> Option<i64> {
+        let mut first = [0u64; 256];
+        let first = &mut first[..self.shards.len()];
+        for (seen, shard) in first.iter_mut().zip(self.shards.iter()) {
+            *seen = shard.0.load(Ordering::SeqCst);
+        }
+        let mut sum = 0i64;
+        for (seen, shard) in first.iter().zip(self.shards.iter()) {
+            if shard.0.load(Ordering::SeqCst) != *seen {
+                return None;
+            }
+            // The low half, as the signed count it is.
+            sum += i64::from(*seen as u32 as i32);
+        }
+        Some(sum)
+    }
+
+    /// Units of work outstanding now (a sum taken once the work holds still for it).
     pub(crate) fn busy(&self) -> usize {
-        self.busy.load(Ordering::SeqCst)
+        loop {
+            if let Some(sum) = self.sum() {
+                return usize::try_from(sum).unwrap_or(0);
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Takes a unit of work that lasts as long as the returned guard.
@@ -58,10 +139,10 @@ impl Activity {
         loop {
             let notified = self.idle.notified();
             tokio::pin!(notified);
-            // Register, then count as a waiter (above), then look: a drop to zero after the
-            // look sees the waiter and notifies the registered future.
+            // Register, then count as a waiter (above), then look: a leave that makes the
+            // work zero after the look sees the waiter and notifies the registered future.
             notified.as_mut().enable();
-            if self.busy.load(Ordering::SeqCst) == 0 {
+            if self.sum() == Some(0) {
                 return;
             }
             notified.await;
@@ -236,5 +317,85 @@ impl<F: Future> Future for Counted<F> {
                 Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use super::Activity;
+
+    fn polled(settled: std::pin::Pin<&mut impl Future<Output = ()>>) -> Poll<()> {
+        settled.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Work entered on one thread and left on another leaves one shard above zero and one
+    /// below: the sum, not any shard, says the tree is idle.
+    #[test]
+    fn work_moved_between_threads_sums_to_idle() {
+        let activity = Arc::new(Activity::default());
+        let held = activity.hold();
+        let mut settled = pin!(activity.settled());
+        assert_eq!(polled(settled.as_mut()), Poll::Pending);
+        std::thread::spawn(move || drop(held)).join().unwrap();
+        assert_eq!(activity.busy(), 0);
+        assert_eq!(polled(settled.as_mut()), Poll::Ready(()));
+    }
+
+    /// Units handed from thread to thread, each taken before the one it replaces is let
+    /// go, never let `settled` resolve while one is held, and it resolves once the last
+    /// is gone.
+    #[test]
+    fn handed_on_work_is_never_idle_until_it_ends() {
+        let activity = Arc::new(Activity::default());
+        let mut unit = activity.hold();
+        let mut settled = pin!(activity.settled());
+        for _ in 0..1_000 {
+            let handed = activity.clone();
+            unit = std::thread::spawn(move || {
+                // The next unit first, then the one it replaces.
+                let next = handed.hold();
+                drop(unit);
+                next
+            })
+            .join()
+            .unwrap();
+            assert_eq!(polled(settled.as_mut()), Poll::Pending);
+            assert_eq!(activity.busy(), 1);
+        }
+        drop(unit);
+        assert_eq!(polled(settled.as_mut()), Poll::Ready(()));
+    }
+
+    /// Many threads entering and leaving at once: whatever the interleaving, the count is
+    /// exact when they are done.
+    #[test]
+    fn concurrent_work_counts_exactly() {
+        let activity = Arc::new(Activity::default());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let activity = activity.clone();
+                std::thread::spawn(move || {
+                    let mut held = Vec::new();
+                    for i in 0..10_000 {
+                        held.push(activity.hold());
+                        if i % 3 == 0 {
+                            held.clear();
+                        }
+                    }
+                    held.clear();
+                    held.extend((0..5).map(|_| activity.hold()));
+                    held
+                })
+            })
+            .collect();
+        let held: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(activity.busy(), 8 * 5);
+        drop(held);
+        assert_eq!(activity.busy(), 0);
     }
 }

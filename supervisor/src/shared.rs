@@ -156,6 +156,9 @@ impl Shared {
 
     /// Carries out what a change to the tree asked for.
     pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
+        if effects.is_empty() {
+            return;
+        }
         let Effects {
             starts,
             timers,

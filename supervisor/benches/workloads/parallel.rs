@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use supervisor::{Backoff, Context, Signal, Supervisor};
 
-use super::{Countdown, Table, median, per_second};
+use super::{Countdown, Table, crash, median, per_second, rate_until_counted};
 
 /// Independent subtrees, each restarting its child as fast as it can.
 const SUBTREES: usize = 8;
@@ -70,13 +70,7 @@ async fn ours() -> f64 {
                     ctx.run(&format!("s{i}"), move |ctx: Context| {
                         let c = c.clone();
                         async move {
-                            ctx.run("crash", move |_ctx: Context| {
-                                let c = c.clone();
-                                async move {
-                                    c.arrive();
-                                    Err("crash".into())
-                                }
-                            })?;
+                            ctx.run("crash", crash(c))?;
                             ctx.signal(Signal::Healthy);
                             ctx.cancelled().await;
                             Ok(())
@@ -88,11 +82,7 @@ async fn ours() -> f64 {
                 Ok(())
             }
         });
-    count.wait().await;
-    let rate = RESTARTS as f64 / started.elapsed().as_secs_f64();
-    sup.cancel();
-    sup.wait().await;
-    rate
+    rate_until_counted(sup, &count, started).await
 }
 
 /// Restarts per second over [`SUBTREES`] bare tokio crash loops.

@@ -123,6 +123,17 @@ pub(crate) struct Effects {
     pub(crate) left_before: u64,
 }
 
+impl Effects {
+    /// Nothing to do: what most exits in a tree's shutdown leave.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+            && self.timers.is_empty()
+            && self.notes.is_empty()
+            && self.forgotten.is_empty()
+            && self.left.is_empty()
+    }
+}
+
 /// How a node's task ended, with nothing of the user's left in it: see [`ReturnedError`].
 pub(crate) enum Outcome {
     Returned(Result<(), ReturnedError>),
