@@ -24,6 +24,12 @@ use crate::tree::Start;
 /// Compared to a bare `tokio::spawn`ed future, a runnable is named, restarted on failure, told
 /// when to stop through its context, and can own children whose lives end with its own.
 ///
+/// Each run gets a fresh context, but not always a fresh tokio task: a node restarted at
+/// once (no backoff) runs its next incarnation in the task of the last one, which spares
+/// the restart a spawn (so `tokio::task::id()` may repeat across restarts; task-locals set
+/// with `scope` inside the run are the run's own either way). Such a crash loop still
+/// takes a unit of tokio's task budget per restart and yields like any busy task.
+///
 /// # Examples
 ///
 /// ```
