@@ -352,6 +352,11 @@ impl Tree {
         }
     }
 
+    /// The root node's token, for cancelling the tree from the top of its nodes down.
+    pub(crate) fn root_token(&self) -> Option<CancellationToken> {
+        Some(self.slots.first()?.as_ref()?.token.clone())
+    }
+
     /// A cancelled task still running registers how to abort it (see [`Start::register`]).
     /// Whether it is to be aborted at once: an ancestor was aborted before it registered.
     pub(crate) fn exiting(&mut self, key: Key, abort: Arc<dyn Abort>) -> bool {

@@ -249,7 +249,10 @@ impl Tree {
     /// Moves on the restart that `id`'s exit (or cancellation) may have made ready: that
     /// of the topmost cancelled node above it whose subtree has now wholly returned.
     pub(super) fn restart_from(&mut self, id: NodeId, effects: &mut Effects) {
-        if self.token.is_cancelled() {
+        // The whole tree is being cancelled: by `cancel` (which cancels the root's token a
+        // moment before the supervisor's, see `Shared::cancel`), or by the supervisor's
+        // token, which a builder's caller may cancel directly.
+        if self.cancelled_at != 0 || self.token.is_cancelled() {
             return;
         }
         let mut top = None;
