@@ -271,3 +271,36 @@ impl Drop for CountAlive {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// `cancel` cancels the root's token a moment before the supervisor's. On two workers, with
+/// children returning while others are still being told, nothing is restarted and every
+/// child ends `Canceled`. (An exit landing exactly between the two cancellations is pinned
+/// by the tree's unit test `an_exit_between_the_roots_cancel_and_the_supervisors_…`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_returning_as_the_tree_is_cancelled_is_never_restarted() {
+    for _ in 0..10 {
+        let sup = Supervisor::new(tree(|ctx| {
+            for i in 0..500 {
+                ctx.run(&format!("n{i}"), serve)?;
+            }
+            Ok(())
+        }));
+        sup.settled().await;
+        let log = sup.log_tree();
+        sup.cancel();
+        assert_eq!(sup.clone().wait().await, Ended::Cancelled);
+        let said = crate::support::texts(&log, "supervisor");
+        assert!(
+            !said.iter().any(|m| m.contains("restarting")),
+            "nothing restarts once the tree is cancelled: {said:?}"
+        );
+        assert!(
+            sup.states()
+                .iter()
+                .filter(|(dn, _)| *dn != "root")
+                .all(|(_, s)| *s == NodeState::Canceled),
+            "{:?}",
+            sup.states()
+        );
+    }
+}

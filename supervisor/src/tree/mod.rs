@@ -846,6 +846,22 @@ mod tests {
         assert_eq!(tree.states()["root"], NodeState::Dead);
     }
 
+    /// `Shared::cancel` cancels the root's token a moment before the supervisor's: an exit
+    /// in between, with `cancelling` noted, restarts nothing (it is not a root that
+    /// cancelled itself, whose restart would wait out a backoff).
+    #[tokio::test(start_paused = true)]
+    async fn an_exit_between_the_roots_cancel_and_the_supervisors_restarts_nothing() {
+        let (mut tree, token) = tree();
+        let root = root_of(&mut tree);
+        tree.cancelling();
+        tree.root_token().expect("a root").cancel();
+        assert!(!token.is_cancelled());
+        let effects = tree.exited(root.key, Outcome::Returned(Ok(())));
+        assert!(effects.starts.is_empty() && effects.timers.is_empty());
+        assert!(effects.notes.is_empty(), "{:?}", effects.notes);
+        assert_eq!(tree.states()["root"], NodeState::Canceled);
+    }
+
     fn ok() -> Outcome {
         Outcome::Returned(Ok(()))
     }
