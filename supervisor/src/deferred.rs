@@ -11,10 +11,11 @@
 //!
 //! Nothing waits for them meanwhile: a start is made in the tree (the child is `New`, its
 //! name taken, its work counted for `settled`) when it is asked for; only its task is
-//! spawned later, within the same poll of the same task. A runnable that blocks its thread
-//! waiting for a child it has just started gets nothing from this (blocking a runtime's
-//! thread stalls that worker's other tasks anyway); starts asked for outside a runnable's
-//! poll (another thread, a node's task, a `Supervisor` handle) are spawned at once.
+//! spawned later, within the same poll of the same task. So a runnable that blocks its
+//! thread until a child it has just started does something waits for good (blocking a
+//! runtime's thread was already wrong: it stalls that worker's other tasks); `Context::run`
+//! says to await instead. Starts asked for outside a runnable's poll (another thread, a
+//! node's task, a `Supervisor` handle) are spawned at once.
 
 use std::cell::RefCell;
 use std::sync::Arc;
