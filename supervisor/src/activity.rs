@@ -6,9 +6,10 @@
 //! `busy` counts the units of work the supervisor knows will happen without an outside
 //! event: a supervised task that has been woken or is being polled, a task that is past its
 //! cancellation and must still return (or be aborted), a restart waiting for its backoff,
-//! and an ordered group's watch or a node's task once woken ([`Counted`]). A count is always taken before the one it replaces is released (a wake is
-//! counted before the poll that caused it ends; a restart is counted before the exiting
-//! task ends), so `busy` touches zero only when the whole tree is idle.
+//! and an ordered group's watch or a node's task once woken ([`Counted`]). A count is
+//! always taken before the one it replaces is released (a wake is counted before the poll
+//! that caused it ends; a restart is counted before the exiting task ends), so `busy`
+//! touches zero only when the whole tree is idle.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,8 +32,11 @@ use crate::lock::lock;
 /// the high 32 bits change on every update. A sum is taken by reading every shard twice
 /// over: if no shard changed between its two reads, every shard held its value at once
 /// (after the last first read and before the first second read), so the sum is exact at
-/// that instant. A sum that sees a change is not taken: work was moving, so the tree was
-/// not idle, and the update that moved it checks again if it was the last.
+/// that instant. A sum that sees a change is not taken. Every leave sums after it (while
+/// someone waits), so the leave that empties the tree gets a sum of its own unless a new
+/// unit enters meanwhile; then that unit's own leave sums again. (An idle instant cut
+/// short by an outside event, such as a child started from a plain thread, can so be
+/// missed: `settled` then resolves once that work is done too.)
 pub(crate) struct Activity {
     shards: Box<[Shard]>,
     /// Callers inside `settled`: only they need telling, and telling costs a sum.
