@@ -234,6 +234,8 @@ impl Shared {
         }
     }
 
+    /// Spawns the task of `start` now, whoever asks (the starts held back in a poll come
+    /// here when it ends).
     pub(crate) fn spawn_now(self: &Arc<Self>, start: Start) {
         self.log_start(&start);
         start.runnable.clone().spawn(self, start);
