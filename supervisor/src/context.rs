@@ -270,12 +270,13 @@ impl Context {
     /// incarnation starts its own.
     ///
     /// The children are in the tree, `New`, when this returns. Called from inside a
-    /// runnable, their tasks are spawned when the runnable's current poll returns, all the
-    /// children it started in that poll together: on a multi-thread runtime a parent
+    /// runnable, the tasks of all but the first few children it starts in one poll are
+    /// spawned when that poll returns, together: on a multi-thread runtime a parent
     /// starting many children then does not hand the tree back and forth with each child
     /// it has just started. So a runnable waits for a child it started by awaiting, never
-    /// by blocking its thread (`block_in_place` included): the child runs once it yields.
-    /// Called from elsewhere (a plain thread, a node's task), the tasks are spawned at once.
+    /// by blocking its thread (`block_in_place` included): the child may run only once it
+    /// yields. Called from elsewhere (a plain thread, a node's task), the tasks are spawned
+    /// at once.
     ///
     /// # Errors
     ///

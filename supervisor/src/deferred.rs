@@ -5,9 +5,9 @@
 //! goes. On a multi-thread runtime another worker then steals and runs each child at once,
 //! and the child's first steps (its `Healthy` signal above all) take the tree's lock while
 //! the parent is taking it for the next child: the two workers pass the lock and the tree's
-//! memory back and forth once a child. Held back until the parent's poll returns (or until
-//! [`BATCH`] of them are held), the children are spawned in one run, after the parent's
-//! use of the tree for all of them.
+//! memory back and forth once a child. Past the poll's first [`EAGER`], held back until
+//! the parent's poll returns (or until [`BATCH`] of them are held), the children are
+//! spawned in one run, after the parent's use of the tree for all of them.
 //!
 //! Nothing waits for them meanwhile: a start is made in the tree (the child is `New`, its
 //! name taken, its work counted for `settled`) when it is asked for; only its task is
@@ -23,7 +23,12 @@ use std::sync::Arc;
 use crate::shared::Shared;
 use crate::tree::Start;
 
-type Held = Vec<(Arc<Shared>, Start)>;
+/// The starts held back in the poll in progress, and how many it has asked for.
+#[derive(Default)]
+struct Held {
+    starts: Vec<(Arc<Shared>, Start)>,
+    asked: usize,
+}
 
 thread_local! {
     /// The starts held back on this thread, while a runnable is being polled on it.
@@ -39,7 +44,7 @@ pub(crate) struct Deferring {
 impl Deferring {
     pub(crate) fn begin() -> Self {
         // Empty until a start is held: a poll that starts nothing allocates nothing.
-        let outer = HELD.with(|held| held.replace(Some(Vec::new())));
+        let outer = HELD.with(|held| held.replace(Some(Held::default())));
         Deferring { outer }
     }
 }
@@ -47,24 +52,34 @@ impl Deferring {
 impl Drop for Deferring {
     fn drop(&mut self) {
         let held = HELD.with(|held| held.replace(self.outer.take()));
-        for (shared, start) in held.into_iter().flatten() {
+        for (shared, start) in held.into_iter().flat_map(|held| held.starts) {
             shared.spawn_now(start);
         }
     }
 }
+
+/// The starts of a poll that are spawned at once, before any is held: a parent with a few
+/// children (a deep tree's inner node, a small group) gains nothing from holding them, and
+/// its children start sooner, on whichever worker is free.
+const EAGER: usize = 4;
 
 /// The most starts held back at once: a poll starting more has them spawned in batches of
 /// this many, which keeps what is held small (a start is 72 bytes) and still spares the
 /// tree all but one hand-over in a batch.
 const BATCH: usize = 64;
 
-/// Keeps `start` for the end of the poll in progress on this thread; gives it back if no
-/// runnable is being polled here.
+/// Keeps `start` for the end of the poll in progress on this thread, unless it is one of
+/// the poll's first [`EAGER`]; gives it back (to be spawned now) if it is not kept.
 pub(crate) fn hold(shared: &Arc<Shared>, start: Start) -> Option<Start> {
     let full = HELD.with(|held| match held.borrow_mut().as_mut() {
+        Some(held) if held.asked >= EAGER => {
+            held.starts.push((shared.clone(), start));
+            Ok((held.starts.len() >= BATCH)
+                .then(|| std::mem::replace(&mut held.starts, Vec::with_capacity(BATCH))))
+        }
         Some(held) => {
-            held.push((shared.clone(), start));
-            Ok((held.len() >= BATCH).then(|| std::mem::replace(held, Vec::with_capacity(BATCH))))
+            held.asked += 1;
+            Err(start)
         }
         None => Err(start),
     });

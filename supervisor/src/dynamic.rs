@@ -164,9 +164,9 @@ impl Dynamic {
 
     /// Starts `runnable` as a child with an automatic name, `c<n>` (`c1`, `c2`, … in start
     /// order, passing over names taken by [`start_named`](Dynamic::start_named)), and
-    /// returns its DN. As with [`Context::run`](crate::Context::run), a child started from
-    /// inside a runnable has its task spawned when that runnable's current poll returns (an
-    /// accept loop's connections begin as it goes back to waiting for the next).
+    /// returns its DN. As with [`Context::run`](crate::Context::run), past the first few
+    /// children a runnable starts in one poll, their tasks are spawned when that poll
+    /// returns (an accept loop draining a backlog starts them as it goes back to waiting).
     ///
     /// # Errors
     ///

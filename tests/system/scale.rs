@@ -27,9 +27,9 @@ async fn ten_thousand_runnables_start_and_shut_down_with_no_task_left() {
     assert_eq!(metrics.num_alive_tasks(), before);
 }
 
-/// The children a runnable starts in one poll have their tasks spawned together when that
-/// poll returns (so that, on a multi-thread runtime, the parent's use of the tree and the
-/// children's are not interleaved child by child).
+/// Beyond its first few, the children a runnable starts in one poll have their tasks
+/// spawned together when that poll returns (so that, on a multi-thread runtime, the
+/// parent's use of the tree and the children's are not interleaved child by child).
 #[tokio::test]
 async fn a_runnables_starts_are_spawned_when_its_poll_returns() {
     use std::sync::{Arc, Mutex};
@@ -41,7 +41,7 @@ async fn a_runnables_starts_are_spawned_when_its_poll_returns() {
         async move {
             let tasks = tokio::runtime::Handle::current().metrics();
             let before = tasks.num_alive_tasks();
-            for i in 0..3 {
+            for i in 0..20 {
                 ctx.run(&format!("n{i}"), serve)?;
             }
             s.lock().unwrap().push(tasks.num_alive_tasks() - before);
@@ -53,12 +53,13 @@ async fn a_runnables_starts_are_spawned_when_its_poll_returns() {
         }
     });
     sup.settled().await;
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [0, 3],
-        "no child task within the poll that started them; all three once it returned"
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[0] <= 4 && seen[1] == 20,
+        "at most the first four tasks within the poll that started them, all twenty once \
+         it returned: {seen:?}"
     );
-    assert_eq!(sup.states().len(), 4);
+    assert_eq!(sup.states().len(), 21);
     assert!(sup.states().values().all(|s| *s == NodeState::Healthy));
     shut_down(sup).await;
 }
