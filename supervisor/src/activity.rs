@@ -44,6 +44,9 @@ pub(crate) struct Activity {
     idle: Notify,
 }
 
+/// The most shards an `Activity` has: a sum's first reads are kept on the stack.
+const MAX_SHARDS: usize = 256;
+
 /// One shard, alone on its cache lines.
 #[repr(align(128))]
 #[derive(Default)]
@@ -68,7 +71,7 @@ impl Default for Activity {
         // A shard for each thread that can run tasks at once, and some to spare for the
         // threads outside the runtime (a test's, `spawn_blocking`'s) that start work too.
         let threads = std::thread::available_parallelism().map_or(8, usize::from);
-        let shards = (2 * threads).next_power_of_two().clamp(8, 256);
+        let shards = (2 * threads).next_power_of_two().clamp(8, MAX_SHARDS);
         Activity {
             shards: (0..shards).map(|_| Shard::default()).collect(),
             waiters: AtomicUsize::new(0),
@@ -105,7 +108,7 @@ impl Activity {
 
     /// The outstanding work at one instant, or `None` if it moved while being summed.
     fn sum(&self) -> Option<i64> {
-        let mut first = [0u64; 256];
+        let mut first = [0u64; MAX_SHARDS];
         let first = &mut first[..self.shards.len()];
         for (seen, shard) in first.iter_mut().zip(self.shards.iter()) {
             *seen = shard.0.load(Ordering::SeqCst);

@@ -23,11 +23,12 @@ use std::sync::Arc;
 use crate::shared::Shared;
 use crate::tree::Start;
 
-/// The starts held back in the poll in progress, and how many it has asked for.
+/// The starts held back in the poll in progress, and how many it spawned at once before
+/// holding any (at most [`EAGER`]).
 #[derive(Default)]
 struct Held {
     starts: Vec<(Arc<Shared>, Start)>,
-    asked: usize,
+    eager: usize,
 }
 
 thread_local! {
@@ -72,13 +73,13 @@ const BATCH: usize = 64;
 /// the poll's first [`EAGER`]; gives it back (to be spawned now) if it is not kept.
 pub(crate) fn hold(shared: &Arc<Shared>, start: Start) -> Option<Start> {
     let full = HELD.with(|held| match held.borrow_mut().as_mut() {
-        Some(held) if held.asked >= EAGER => {
+        Some(held) if held.eager >= EAGER => {
             held.starts.push((shared.clone(), start));
             Ok((held.starts.len() >= BATCH)
                 .then(|| std::mem::replace(&mut held.starts, Vec::with_capacity(BATCH))))
         }
         Some(held) => {
-            held.asked += 1;
+            held.eager += 1;
             Err(start)
         }
         None => Err(start),
