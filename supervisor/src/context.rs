@@ -5,12 +5,13 @@ use std::sync::{Arc, OnceLock};
 use std::task::Wake;
 use std::time::Duration;
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::CancellationToken;
 use tracing::Span;
 
 use crate::Signal;
 use crate::activity::{Activity, TaskWake};
 use crate::backoff::Backoff;
+use crate::cancellation::Cancellation;
 use crate::dynamic::{Dynamic, DynamicSpec};
 use crate::error::RunError;
 use crate::group::{Group, Member};
@@ -147,8 +148,12 @@ impl Context {
     ///
     /// Cancel safe: dropping the future loses nothing, and a new one resolves at once if the
     /// context is already cancelled.
-    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.inner.token.cancelled()
+    ///
+    /// DESIGN writes it `async fn cancelled(&self)`; it returns the named future
+    /// [`Cancellation`] instead, which a runnable's own task waits on for free, and which
+    /// can be kept in a struct.
+    pub fn cancelled(&self) -> Cancellation<'_> {
+        Cancellation::new(&self.inner)
     }
 
     /// How this node is stopped once cancelled: its [`Shutdown`] policy (its spec's, or a
@@ -507,6 +512,10 @@ impl Incarnation {
 
     pub(crate) fn key(&self) -> Key {
         self.key
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
     }
 
     pub(crate) fn activity(&self) -> &Activity {

@@ -91,6 +91,7 @@
 
 mod activity;
 mod backoff;
+mod cancellation;
 #[cfg(all(feature = "process", unix))]
 mod command;
 mod context;
@@ -139,6 +140,7 @@ pub use supervisor_macros::supervision_tree;
 pub use supervisor_macros::test;
 
 pub use backoff::Backoff;
+pub use cancellation::Cancellation;
 #[cfg(all(feature = "process", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use command::{CommandOptions, ProcessSignal, run_command, run_program};

@@ -175,6 +175,10 @@ impl<R: Runnable> RunnableTask<R> {
                 // From here an exit is owed: count it until the task ends.
                 shared.activity.enter();
                 this.owner.exiting = true;
+                // The runnable's own `ctx.cancelled()` waits on this task's watch (see
+                // `Cancellation`): if the cancellation came after the runnable was polled,
+                // only this wake polls it again to see it.
+                this.waker.wake_by_ref();
                 if incarnation.stop().registers()
                     && shared
                         .tree()

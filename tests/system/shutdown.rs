@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use supervisor::{CancellationToken, Context, Ended, NodeState, Signal, Supervisor};
@@ -143,6 +144,74 @@ async fn the_start_token_cancels_the_tree_and_not_the_reverse() {
     sup.cancel();
     sup.wait().await;
     assert!(!token.is_cancelled());
+}
+
+/// A cancellation that lands in the poll that has just polled the runnable's
+/// `ctx.cancelled()` (which, polled by its own task, waits on nothing of its own) still
+/// reaches the runnable at once, not after the grace period.
+#[tokio::test(start_paused = true)]
+async fn a_cancellation_landing_after_the_runnable_was_polled_still_reaches_it() {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    let sup = Supervisor::builder()
+        .cancel_token(token)
+        .start(tree(move |ctx| {
+            let trigger = trigger.clone();
+            ctx.run("late", move |ctx: Context| {
+                let trigger = trigger.clone();
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    let mut cancelled = std::pin::pin!(ctx.cancelled());
+                    std::future::poll_fn(|cx| {
+                        if cancelled.as_mut().poll(cx).is_ready() {
+                            return Poll::Ready(());
+                        }
+                        trigger.cancel();
+                        Poll::Pending
+                    })
+                    .await;
+                    Ok(())
+                }
+            })
+        }));
+    let t0 = Instant::now();
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    assert_eq!(
+        Instant::now() - t0,
+        Duration::ZERO,
+        "no grace period waited"
+    );
+    assert_eq!(state(&probe, "root.late"), NodeState::Canceled);
+}
+
+/// `ctx.cancelled()` awaited in another task, from a clone of the context, is woken there.
+#[tokio::test(start_paused = true)]
+async fn a_context_cancelled_awaited_in_another_task_is_woken() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let sup = Supervisor::new(tree(move |ctx| {
+        let tx = tx.clone();
+        ctx.run("a", move |ctx: Context| {
+            let tx = tx.lock().unwrap().take();
+            async move {
+                let watcher = ctx.clone();
+                let watched = tokio::spawn(async move { watcher.cancelled().await });
+                ctx.signal(Signal::Healthy);
+                if let Some(tx) = tx {
+                    let _ = tx.send(watched);
+                }
+                ctx.cancelled().await;
+                Ok(())
+            }
+        })
+    }));
+    let watched = rx.await.unwrap();
+    sup.settled().await;
+    assert!(!watched.is_finished());
+    sup.cancel();
+    watched.await.unwrap();
+    sup.wait().await;
 }
 
 #[tokio::test(start_paused = true)]
