@@ -210,10 +210,22 @@ impl TaskWake {
         }
     }
 
-    /// Called when the task has finished: releases the poll's unit and any wake that
-    /// arrived during it, and makes later wakes (from stale wakers) count nothing.
-    pub(crate) fn finish(&self, activity: &Activity) {
-        if self.scheduled.swap(true, Ordering::SeqCst) {
+    /// Called when the runnable has ended, before its exit is told: makes later wakes
+    /// count nothing, and returns whether one arrived during the poll, for
+    /// [`finish`](TaskWake::finish) to release.
+    ///
+    /// The exit cancels the ended incarnation's token, which wakes what still waits on it:
+    /// the task's own watch among them, once the runnable has waited at least once.
+    /// Passed on, that wake would have the runtime poll the task again for nothing — by
+    /// then the task is often running the node's next incarnation, restarted in it at once.
+    pub(crate) fn close(&self) -> bool {
+        self.scheduled.swap(true, Ordering::SeqCst)
+    }
+
+    /// Called once the task's exit is told: releases the poll's unit and the wake that
+    /// [`close`](TaskWake::close) found.
+    pub(crate) fn finish(activity: &Activity, woken: bool) {
+        if woken {
             activity.leave();
         }
         activity.leave();
@@ -315,7 +327,8 @@ impl<F: Future> Future for Counted<F> {
         let mut counted = Context::from_waker(this.waker);
         match this.future.poll(&mut counted) {
             Poll::Ready(output) => {
-                counter.wake.finish(&counter.activity);
+                let woken = counter.wake.close();
+                TaskWake::finish(&counter.activity, woken);
                 this.finish.finished = true;
                 Poll::Ready(output)
             }

@@ -6,6 +6,7 @@
 //! aborts the runnable once the grace period is over, and reports how it ended. Everything
 //! else of the incarnation lives in its [`Incarnation`], shared with the context.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Span;
 
 use crate::Context;
-use crate::context::Incarnation;
+use crate::activity::TaskWake;
 use crate::deferred::Deferring;
 use crate::error::{ReturnedError, drop_guarded, panic_message_dropped};
 use crate::logtree::Routing;
@@ -62,7 +63,7 @@ impl<R: Runnable> RunnableTask<R> {
             owner: Owner {
                 ctx,
                 exiting: false,
-                finished: false,
+                end: Cell::new(End::Running),
             },
             stage: Stage::Start { runnable },
             cancelled,
@@ -230,6 +231,7 @@ impl<R: Runnable> RunnableTask<R> {
                 ),
             },
         };
+        this.owner.close();
         let restart = shared.exited(incarnation.key(), outcome, incarnation.has_logged());
         this.owner.finish();
         Poll::Ready(restart)
@@ -270,15 +272,33 @@ struct Owner {
     ctx: Context,
     /// Cancelled: an exit is owed, and counted.
     exiting: bool,
-    finished: bool,
+    /// Where the ending is: `Running`, then `Closed` once the runnable has ended (holding
+    /// whether a wake was pending then), `Finished` once its exit is told. A cell, as it
+    /// is closed while the task still reads the incarnation through it.
+    end: Cell<End>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Running,
+    Closed { woken: bool },
+    Finished,
 }
 
 impl Owner {
+    /// The runnable has ended: wakes of its incarnation count nothing from here.
+    fn close(&self) {
+        let woken = self.ctx.incarnation().task_wake().close();
+        self.end.set(End::Closed { woken });
+    }
+
     fn finish(&mut self) {
-        self.finished = true;
-        let incarnation: &Incarnation = self.ctx.incarnation();
-        let activity = incarnation.activity();
-        incarnation.task_wake().finish(activity);
+        let End::Closed { woken } = self.end.get() else {
+            unreachable!("an incarnation finished without being closed")
+        };
+        self.end.set(End::Finished);
+        let activity = self.ctx.incarnation().activity();
+        TaskWake::finish(activity, woken);
         if self.exiting {
             activity.leave();
         }
@@ -287,13 +307,20 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if !self.finished {
-            let incarnation: &Incarnation = self.ctx.incarnation();
-            let activity = incarnation.activity();
-            incarnation.task_wake().abandon(activity);
-            if self.exiting {
-                activity.leave();
+        let activity = self.ctx.incarnation().activity();
+        match self.end.get() {
+            End::Finished => return,
+            End::Running => self.ctx.incarnation().task_wake().abandon(activity),
+            // Dropped between the end and its exit: only by a panic of the supervisor's
+            // own; the wake found is still released.
+            End::Closed { woken } => {
+                if woken {
+                    activity.leave();
+                }
             }
+        }
+        if self.exiting {
+            activity.leave();
         }
     }
 }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use supervisor::{Group, NodeState, Signal, Supervisor};
+use supervisor::{Context, Group, NodeState, Signal, Supervisor};
 use tokio::time::Instant;
 
 use crate::support::{Cmd, Recorder, Remote, shut_down, state, tree};
@@ -236,6 +236,57 @@ async fn a_crash_loop_restarted_in_its_own_task_yields_to_its_neighbours() {
     assert!(
         (1..=4 * 128).contains(&widest),
         "{widest} restarts between two polls of the neighbour"
+    );
+    shut_down(sup).await;
+}
+
+/// A node restarted at once in its own task is not polled again by the wake that
+/// cancelling its ended incarnation sends (to the task's watch of that incarnation's
+/// token): the next incarnation is polled once, and then only when something it waits on
+/// fires.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_incarnation_is_not_polled_again_by_its_predecessors_end() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Poll;
+
+    let starts = Arc::new(AtomicUsize::new(0));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let fail = Arc::new(tokio::sync::Notify::new());
+    let (s, p, f) = (starts.clone(), polls.clone(), fail.clone());
+    let sup = Supervisor::builder()
+        .backoff(supervisor::Backoff::none())
+        .start(tree(move |ctx| {
+            let (s, p, f) = (s.clone(), p.clone(), f.clone());
+            ctx.run("node", move |ctx: Context| {
+                let first = s.fetch_add(1, Ordering::SeqCst) == 0;
+                let (p, f) = (p.clone(), f.clone());
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    if first {
+                        f.notified().await;
+                        return Err("failed on command".into());
+                    }
+                    let counting = std::future::poll_fn(|_| {
+                        p.fetch_add(1, Ordering::SeqCst);
+                        Poll::<()>::Pending
+                    });
+                    tokio::select! {
+                        () = counting => {}
+                        () = ctx.cancelled() => {}
+                    }
+                    Ok(())
+                }
+            })
+        }));
+    sup.settled().await;
+    fail.notify_one();
+    sup.settled().await;
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        polls.load(Ordering::SeqCst),
+        1,
+        "polled once after its start"
     );
     shut_down(sup).await;
 }
