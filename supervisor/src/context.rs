@@ -11,6 +11,7 @@ use tracing::Span;
 use crate::Signal;
 use crate::activity::{Activity, TaskWake};
 use crate::backoff::Backoff;
+use crate::cancel::Cancel;
 use crate::cancellation::Cancellation;
 use crate::dynamic::{Dynamic, DynamicSpec};
 use crate::error::RunError;
@@ -70,7 +71,9 @@ pub(crate) struct Incarnation {
     shared: Arc<Shared>,
     key: Key,
     dn: Arc<str>,
-    token: CancellationToken,
+    /// Its cancellation, which the tree sets; it also holds the task's wake accounting
+    /// (the incarnation is the task's [`Wake`]).
+    cancel: Arc<Cancel>,
     /// The log tree's record of the DN, made when the runnable first logs: most runnables
     /// of a large tree never do, and need not cost the log tree anything.
     meta: OnceLock<Arc<DnMeta>>,
@@ -78,8 +81,6 @@ pub(crate) struct Incarnation {
     /// asked for. Without one, the supervisor routes the runnable's events itself. Boxed,
     /// as most runnables never have one.
     span: OnceLock<Box<Span>>,
-    /// The task's wake accounting; the incarnation is the task's [`Wake`].
-    wake: TaskWake,
     /// Its shutdown policy, whether its task registers with the tree once cancelled, and
     /// whether the tree told it to drop the runnable (an ancestor was aborted).
     stop: Stop,
@@ -94,10 +95,9 @@ impl Context {
                 shared,
                 key: start.key,
                 dn: start.dn,
-                token: start.token,
+                cancel: start.cancel,
                 meta: OnceLock::new(),
                 span: OnceLock::new(),
-                wake: TaskWake::scheduled(),
                 stop: Stop::new(start.stop),
             }),
         }
@@ -171,16 +171,29 @@ impl Context {
 
     /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
     pub fn is_cancelled(&self) -> bool {
-        self.inner.token.is_cancelled()
+        self.inner.cancel.is_cancelled()
     }
 
-    /// A clone of this incarnation's cancellation token, for libraries that take one
-    /// (graceful server shutdown, `tokio_util` helpers). Cancelling it from the runnable
-    /// stops this node and its subtree: it ends `Canceled` when it returns, and is restarted
-    /// after its backoff, like a failed node (DESIGN §14), so that a runnable that cancels
-    /// itself on every start does not restart in a hot loop.
+    /// This incarnation's cancellation as a [`CancellationToken`], for libraries that take
+    /// one (graceful server shutdown, `tokio_util` helpers): cancelled when the context is.
+    ///
+    /// Cancelling it stops this node and its subtree, as if the node cancelled itself: it
+    /// ends `Canceled` when it returns, and is restarted after its backoff, like a failed
+    /// node (DESIGN §14), so that a runnable that cancels itself on every start does not
+    /// restart in a hot loop. The context sees it at once ([`is_cancelled`] is true); its
+    /// children are cancelled as soon as the node's task next runs — at the end of the
+    /// poll that cancelled it, when the runnable cancelled it itself.
+    ///
+    /// The supervisor keeps a node's cancellation in its tree, not in tokens: the token is
+    /// made on the first call (later calls return clones of it), and costs nothing to a
+    /// node that never asks for one. It is the node's task that tells the tree of the
+    /// token's cancellation, so once the runnable has returned, cancelling the token of
+    /// its context reaches only what waits on the token itself (its node's
+    /// [`spawn`](Context::spawn)ed tasks), not the children it left running.
+    ///
+    /// [`is_cancelled`]: Context::is_cancelled
     pub fn cancellation_token(&self) -> CancellationToken {
-        self.inner.token.clone()
+        self.inner.cancel.token(&self.inner.shared.activity)
     }
 
     /// Starts `runnable` as a child named `name`: a group of one. See
@@ -514,8 +527,8 @@ impl Incarnation {
         self.key
     }
 
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
+    pub(crate) fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
 
     pub(crate) fn activity(&self) -> &Activity {
@@ -523,7 +536,7 @@ impl Incarnation {
     }
 
     pub(crate) fn task_wake(&self) -> &TaskWake {
-        &self.wake
+        &self.cancel.wake
     }
 
     pub(crate) fn stop(&self) -> &Stop {
@@ -541,7 +554,7 @@ impl Incarnation {
 impl Abort for Incarnation {
     fn abort(&self) {
         self.stop.abort();
-        self.wake.wake(&self.shared.activity);
+        self.cancel.wake.wake(&self.shared.activity);
     }
 }
 
@@ -562,6 +575,6 @@ impl Wake for Incarnation {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.wake.wake(&self.shared.activity);
+        self.cancel.wake.wake(&self.shared.activity);
     }
 }

@@ -91,6 +91,7 @@
 
 mod activity;
 mod backoff;
+mod cancel;
 mod cancellation;
 #[cfg(all(feature = "process", unix))]
 mod command;

@@ -14,8 +14,9 @@
 //! Invariant: under the tree's lock runs only the supervisor's own bookkeeping, plus
 //! - the metrics sinks (`Metrics::notify_node_state`, whose panics are caught and logged
 //!   after the lock is released) and their own locks;
-//! - tokio-util's token tree (`cancel`, `child_token`), and the wakers that `cancel` wakes:
-//!   the supervisor's own tasks, or whatever task awaits a context's cancellation;
+//! - setting the flags of the cancellations it makes (the wakes of their waiters come after
+//!   the lock is released, from [`Effects::fired`]), and cancelling the supervisor's token,
+//!   whose only waiters are the supervisor's own;
 //! - the `Abort`s that cancelled tasks register (their incarnations), which set a flag and
 //!   wake their task.
 //!
@@ -31,6 +32,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::{Activity, Counted};
+use crate::cancel::Cancel;
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Severity};
@@ -132,6 +135,14 @@ impl Shared {
                    everything is shut down and nothing is restarted";
         tracing::error!(target: "supervisor", parent: None, "{why}");
         self.log.error(why);
+        let mut effects = Effects::default();
+        {
+            let mut tree = self.tree.lock().unwrap_or_else(PoisonError::into_inner);
+            // The walk reads only the tree's structure, but that may be what is broken: a
+            // second panic leaves what it marked so far, and the supervisor's token.
+            let _ = catch_unwind(AssertUnwindSafe(|| tree.cancel_all(&mut effects)));
+        }
+        self.fire(effects.fired);
         self.token.cancel();
     }
 
@@ -160,6 +171,7 @@ impl Shared {
             return;
         }
         let Effects {
+            fired,
             starts,
             timers,
             notes,
@@ -167,6 +179,7 @@ impl Shared {
             left,
             left_before,
         } = effects;
+        self.fire(fired);
         if !notes.is_empty() {
             self.log_notes_left(&notes, &left);
         }
@@ -182,6 +195,13 @@ impl Shared {
         }
         for forgotten in forgotten {
             self.drop_forgotten(forgotten);
+        }
+    }
+
+    /// Wakes what waits on the cancellations the tree has just set.
+    fn fire(&self, fired: Vec<Arc<Cancel>>) {
+        for cancel in fired {
+            cancel.fire(&self.activity);
         }
     }
 
@@ -263,7 +283,7 @@ impl Shared {
         self.spawn_task(async move {
             let effects = tokio::select! {
                 biased;
-                () = parent.cancelled() => shared.tree().backoff_cancelled(key),
+                () = parent.marked() => shared.tree().backoff_cancelled(key),
                 () = tokio::time::sleep(delay) => shared.tree().backoff_elapsed(key),
             };
             shared.apply(effects);
@@ -285,10 +305,30 @@ impl Shared {
         // to do, which `settled` must see.
         self.spawn_counted(async move {
             tokio::select! {
-                () = cancelled.cancelled() => {
+                () = cancelled.marked() => {
                     let effects = shared.tree().parent_cancelled(parent, group);
                     shared.apply(effects);
                 }
+                () = finished.cancelled() => {}
+            }
+        });
+    }
+
+    /// Watches the token given to the builder: once it is cancelled, so is the tree. The
+    /// watch ends then, or when the tree has finished by itself, so that `wait` outlasts it.
+    /// (The supervisor's token is a child of it, and tells `Supervisor::is_cancelled` at
+    /// once; the nodes' cancellations are the tree's, which only this tells.)
+    pub(crate) fn watch_token(
+        self: &Arc<Self>,
+        parent: CancellationToken,
+        finished: CancellationToken,
+    ) {
+        let shared = self.clone();
+        // Counted: between the token's cancellation and the tree's the supervisor has work
+        // to do, which `settled` must see.
+        self.spawn_counted(async move {
+            tokio::select! {
+                () = parent.cancelled() => shared.cancel(),
                 () = finished.cancelled() => {}
             }
         });
@@ -306,13 +346,14 @@ impl Shared {
         key: Key,
         outcome: Outcome,
         logged: bool,
+        cancelled_itself: bool,
     ) -> Option<Start> {
         let mut effects = {
             let mut tree = self.tree();
             if logged {
                 tree.logged(key);
             }
-            tree.exited(key, outcome)
+            tree.exited(key, outcome, cancelled_itself)
         };
         let own = effects
             .starts
@@ -334,24 +375,20 @@ impl Shared {
         self.cancel();
     }
 
-    /// Cancels the whole tree, timing it first (see `Tree::cancelling`).
-    ///
-    /// The root's token goes first, then the supervisor's. tokio-util cancels a token's
-    /// children under its lock and first adopts their children into its own list: from
-    /// the supervisor's token, every child of the root would be moved up one level before
-    /// it is cancelled, one pass over a flat tree's nodes more than needed. The tree
-    /// restarts nothing once `cancelling` is noted, so an exit in between is not taken for
-    /// a root that cancelled itself.
+    /// Cancels the whole tree, timed (see `Tree::cancel_all`): every node is marked under
+    /// the lock, in one pass, and their tasks are woken once it is released, while the
+    /// first of them may already be telling the tree of their exits.
     pub(crate) fn cancel(&self) {
-        let root = {
-            let mut tree = self.tree();
-            tree.cancelling();
-            tree.root_token()
-        };
-        if let Some(root) = root {
-            root.cancel();
-        }
-        self.token.cancel();
+        let mut effects = Effects::default();
+        self.tree().cancel_all(&mut effects);
+        self.fire(effects.fired);
+    }
+
+    /// The task of `key` found its handed-out token cancelled: see
+    /// `Tree::cancelled_itself`.
+    pub(crate) fn cancelled_itself(self: &Arc<Self>, key: Key) {
+        let effects = self.tree().cancelled_itself(key);
+        self.apply(effects);
     }
 
     pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {

@@ -20,6 +20,7 @@ use tracing::Span;
 
 use crate::Context;
 use crate::activity::TaskWake;
+use crate::context::Incarnation;
 use crate::deferred::Deferring;
 use crate::error::{ReturnedError, drop_guarded, panic_message_dropped};
 use crate::logtree::Routing;
@@ -45,8 +46,10 @@ pin_project! {
         owner: Owner,
         #[pin]
         stage: Stage<R>,
-        #[pin]
-        cancelled: WaitForCancellationFutureOwned,
+        // The watch of the incarnation's handed-out token, made once one is: the tree
+        // wakes the task itself when it cancels the node, but a token cancelled by whoever
+        // holds it must be told to the tree. Boxed, as most runnables never hand one out.
+        watch: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         // Armed when the context is cancelled; boxed because most runnables never need it.
         grace: Option<Pin<Box<Sleep>>>,
         // The incarnation as a waker, made once.
@@ -56,7 +59,6 @@ pin_project! {
 
 impl<R: Runnable> RunnableTask<R> {
     pub(crate) fn new(shared: Arc<Shared>, start: Start, runnable: Arc<R>) -> Self {
-        let cancelled = start.token.clone().cancelled_owned();
         let ctx = Context::new(shared, start);
         let waker = Waker::from(ctx.incarnation().clone());
         RunnableTask {
@@ -66,7 +68,7 @@ impl<R: Runnable> RunnableTask<R> {
                 end: Cell::new(End::Running),
             },
             stage: Stage::Start { runnable },
-            cancelled,
+            watch: None,
             grace: None,
             waker,
         }
@@ -172,14 +174,10 @@ impl<R: Runnable> RunnableTask<R> {
             // return in the poll that sees it, and cost no timer. (A cancellation the tree
             // made is timed by the tree, so that a return which comes late because the
             // runnable blocked its thread is found out there too.)
-            if !this.owner.exiting && this.cancelled.poll(cx).is_ready() {
+            if !this.owner.exiting && seen_cancelled(incarnation, this.watch, cx) {
                 // From here an exit is owed: count it until the task ends.
                 shared.activity.enter();
                 this.owner.exiting = true;
-                // The runnable's own `ctx.cancelled()` waits on this task's watch (see
-                // `Cancellation`): if the cancellation came after the runnable was polled,
-                // only this wake polls it again to see it.
-                this.waker.wake_by_ref();
                 if incarnation.stop().registers()
                     && shared
                         .tree()
@@ -231,11 +229,45 @@ impl<R: Runnable> RunnableTask<R> {
                 ),
             },
         };
+        let cancel = incarnation.cancel();
+        let cancelled_itself = !cancel.is_marked() && cancel.token_cancelled();
         this.owner.close();
-        let restart = shared.exited(incarnation.key(), outcome, incarnation.has_logged());
+        let restart = shared.exited(
+            incarnation.key(),
+            outcome,
+            incarnation.has_logged(),
+            cancelled_itself,
+        );
         this.owner.finish();
         Poll::Ready(restart)
     }
+}
+
+/// Whether the incarnation is cancelled, as the task sees it after a poll of the runnable:
+/// marked by the tree (which also woke the task), or through its handed-out token, which
+/// the task then tells the tree of — the node has cancelled itself.
+fn seen_cancelled(
+    incarnation: &Arc<Incarnation>,
+    watch: &mut Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    cx: &mut TaskContext<'_>,
+) -> bool {
+    let cancel = incarnation.cancel();
+    if cancel.is_marked() {
+        return true;
+    }
+    let Some(token) = cancel.handed_out() else {
+        return false;
+    };
+    let watch = watch.get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
+    if watch.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    // Cancelled by the tree (which cancels the token once it has marked the node), or by
+    // whoever holds the token.
+    if !cancel.is_marked() {
+        incarnation.shared().cancelled_itself(incarnation.key());
+    }
+    true
 }
 
 /// How the runnable ended, before what it returned is worked out.
@@ -333,23 +365,26 @@ mod tests {
     }
 
     /// Tokio lays a task out as 104 bytes of its own plus the future, in steps of 128: what
-    /// the supervisor adds beside the runnable's own future is kept to 120 bytes, so that a
-    /// small runnable's whole task fits in 256.
+    /// the supervisor adds beside the runnable's own future is kept to 64 bytes (the
+    /// handed-out token's watch is boxed, the grace timer too), so that a small runnable's
+    /// whole task fits in 256.
     #[test]
     fn the_task_adds_little_beside_the_runnable() {
         type Spawned<R> = tokio_util::task::task_tracker::TrackedFuture<RunnableTask<R>>;
         fn overhead<R: Runnable>(_: &R) -> usize {
             std::mem::size_of::<Spawned<R>>() - std::mem::size_of::<Stage<R>>()
         }
-        assert!(overhead(&idle) <= 120, "{} bytes", overhead(&idle));
+        assert!(overhead(&idle) <= 64, "{} bytes", overhead(&idle));
     }
 
-    /// A large tree has one incarnation per runnable, in an `Arc`: 120 bytes plus the
-    /// `Arc`'s 16 is what glibc's allocator serves from the same 144-byte chunk as before
-    /// the stop word was added (DESIGN §14 added no allocation class to a runnable).
+    /// A large tree has one incarnation per runnable, in an `Arc`, and one cancellation:
+    /// 88 bytes plus the `Arc`'s 16 is what glibc's allocator serves from a 112-byte chunk,
+    /// and 56 plus 16 from an 80-byte one.
     #[test]
-    fn the_incarnation_stays_within_its_allocation_class() {
+    fn the_incarnation_and_its_cancellation_stay_within_their_allocation_classes() {
         let size = std::mem::size_of::<crate::context::Incarnation>();
-        assert!(size <= 120, "{size} bytes");
+        assert!(size <= 88, "incarnation: {size} bytes");
+        let size = std::mem::size_of::<crate::cancel::Cancel>();
+        assert!(size <= 56, "cancellation: {size} bytes");
     }
 }

@@ -214,6 +214,89 @@ async fn a_context_cancelled_awaited_in_another_task_is_woken() {
     sup.wait().await;
 }
 
+/// A tree given a builder's token that finishes by itself ends `Finished`: the watch of
+/// the token ends with the tree, and `wait` does not wait for the token.
+#[tokio::test(start_paused = true)]
+async fn a_tree_with_a_start_token_that_finishes_by_itself_ends_finished() {
+    let token = CancellationToken::new();
+    let sup = Supervisor::builder()
+        .cancel_token(token.clone())
+        .start(tree(|ctx| {
+            ctx.run("worker", |ctx: Context| async move {
+                ctx.signal(Signal::Healthy);
+                ctx.signal(Signal::Done);
+                Ok(())
+            })
+        }));
+    assert_eq!(sup.wait().await, Ended::Finished);
+    assert!(!token.is_cancelled());
+}
+
+/// The handed-out token, cancelled by another task than the node's, cancels the node and
+/// its subtree: the child is `Canceled`, and the node is restarted after its backoff, as
+/// one that cancelled itself.
+#[tokio::test(start_paused = true)]
+async fn a_handed_out_token_cancelled_elsewhere_cancels_the_node_and_its_subtree() {
+    let (tokens, mut handed) = tokio::sync::mpsc::unbounded_channel();
+    let (sup, recorder) = crate::support::recorded(tree(move |ctx| {
+        let tokens = tokens.clone();
+        ctx.run("node", move |ctx: Context| {
+            let tokens = tokens.clone();
+            async move {
+                ctx.run("child", serve)?;
+                ctx.signal(Signal::Healthy);
+                let _ = tokens.send(ctx.cancellation_token());
+                ctx.cancelled().await;
+                Ok(())
+            }
+        })
+    }));
+    let token = handed.recv().await.unwrap();
+    sup.settled().await;
+    let t0 = Instant::now();
+    tokio::spawn(async move { token.cancel() }).await.unwrap();
+    recorder.wait_for_nth("root.node", NodeState::New, 2).await;
+    assert!(
+        Instant::now() - t0 >= Duration::from_millis(250),
+        "after a backoff"
+    );
+    assert_eq!(
+        recorder.history("root.node.child")[..3],
+        [NodeState::New, NodeState::Healthy, NodeState::Canceled]
+    );
+    assert!(recorder.history("root.node").contains(&NodeState::Canceled));
+    // The new incarnation's token is its own, and live.
+    let fresh = handed.recv().await.unwrap();
+    assert!(!fresh.is_cancelled());
+    shut_down(sup).await;
+    assert!(fresh.is_cancelled(), "cancelled with the tree");
+}
+
+/// A token asked for once the context is cancelled is born cancelled.
+#[tokio::test(start_paused = true)]
+async fn a_token_handed_out_after_the_cancellation_is_cancelled() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let sup = Supervisor::new(tree(move |ctx| {
+        let tx = tx.clone();
+        ctx.run("late", move |ctx: Context| {
+            let tx = tx.lock().unwrap().take();
+            async move {
+                ctx.signal(Signal::Healthy);
+                ctx.cancelled().await;
+                if let Some(tx) = tx {
+                    let _ = tx.send(ctx.cancellation_token().is_cancelled());
+                }
+                Ok(())
+            }
+        })
+    }));
+    sup.settled().await;
+    sup.cancel();
+    assert!(rx.await.unwrap());
+    sup.wait().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_pending_restart_does_not_outlive_cancel() {
     let one = Remote::healthy();

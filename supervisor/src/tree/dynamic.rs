@@ -169,7 +169,7 @@ impl Tree {
         let Some(node) = self.acting(group) else {
             return Err(stale());
         };
-        if !node.running || node.token.is_cancelled() {
+        if !node.running || node.cancel.is_marked() {
             return Err(RunError::Closed {
                 group: node.dn.to_string(),
             });
@@ -242,8 +242,7 @@ impl Tree {
                 return;
             }
             cur = node.parent;
-            if node.dynamic
-                && (node.pending == Pending::None || self.parent_token(c).is_cancelled())
+            if node.dynamic && (node.pending == Pending::None || self.parent_cancel(c).is_marked())
             {
                 self.leave(c, effects);
             }

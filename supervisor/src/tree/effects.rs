@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NodeState;
 use crate::activity::Busy;
+use crate::cancel::Cancel;
 use crate::error::ReturnedError;
 #[cfg(doc)]
 use crate::policy::Stop;
@@ -20,7 +21,7 @@ use super::Key;
 pub(crate) struct Start {
     pub(crate) key: Key,
     pub(crate) dn: Arc<str>,
-    pub(crate) token: CancellationToken,
+    pub(crate) cancel: Arc<Cancel>,
     pub(crate) runnable: Arc<dyn DynRunnable>,
     /// Its shutdown policy, and whether the task, once cancelled and still running,
     /// registers an [`Abort`] with the tree so that an ancestor's abort reaches it
@@ -42,7 +43,7 @@ pub(crate) trait Abort: Send + Sync {
 pub(crate) struct Watch {
     pub(crate) parent: Key,
     pub(crate) group: usize,
-    pub(crate) cancelled: CancellationToken,
+    pub(crate) cancelled: Arc<Cancel>,
     pub(crate) finished: CancellationToken,
 }
 
@@ -50,7 +51,7 @@ pub(crate) struct Watch {
 pub(crate) struct Timer {
     pub(crate) key: Key,
     pub(crate) delay: Duration,
-    pub(crate) parent: CancellationToken,
+    pub(crate) parent: Arc<Cancel>,
     pub(crate) busy: Busy,
 }
 
@@ -110,6 +111,9 @@ pub(crate) struct Forgotten {
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Effects {
+    /// The cancellations the tree has just set, whose waiters are woken outside the lock
+    /// (see [`Cancel::fire`]).
+    pub(crate) fired: Vec<Arc<Cancel>>,
     pub(crate) starts: SmallVec<[Start; 1]>,
     pub(crate) timers: Vec<Timer>,
     pub(crate) notes: SmallVec<[Note; 2]>,
@@ -126,7 +130,8 @@ pub(crate) struct Effects {
 impl Effects {
     /// Nothing to do: what most exits in a tree's shutdown leave.
     pub(crate) fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.fired.is_empty()
+            && self.starts.is_empty()
             && self.timers.is_empty()
             && self.notes.is_empty()
             && self.forgotten.is_empty()

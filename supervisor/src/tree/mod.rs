@@ -24,11 +24,13 @@
 //! - `running` is true exactly while the incarnation's task is alive. `running_below` counts
 //!   the running nodes of the subtree, itself included, so "the subtree is ready" (every
 //!   node in it has returned) is `running_below == 0`, in O(1).
-//! - Tokens cascade: a node's token is a child of its parent's (the root's, of the
-//!   supervisor's), so a cancelled node has only cancelled descendants — but for the
-//!   members of an ordered group, whose tokens are their own: the tree cancels them one at
-//!   a time once the group's watch sees the parent cancelled, so below a cancelled node an
-//!   ordered member may still be waiting its turn.
+//! - Cancellations cascade: a node inherits its parent's (the root, the supervisor's), so a
+//!   cancelled node has only cancelled descendants — but for the members of an ordered
+//!   group, which the tree cancels one at a time once the group's watch sees the parent
+//!   cancelled, so below a cancelled node an ordered member may still be waiting its turn.
+//!   The tree marks a subtree in one pass ([`Tree::cancel_subtree`]), a child is born
+//!   cancelled under a cancelled parent, and the tasks are woken outside the lock (see
+//!   [`cancel`](crate::cancel)).
 //! - A restart is decided once per failure (or self-cancel), and counted then in its
 //!   group's window; the members it restarts are marked `Pending::Group` until they have
 //!   returned.
@@ -47,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::Activity;
 use crate::backoff::{Backoff, Rng};
+use crate::cancel::Cancel;
 use crate::error::{Failure, NameUse, RunError};
 use crate::group::Member;
 use crate::hash::{FastMap, FastSet};
@@ -97,7 +100,8 @@ pub(crate) struct Tree {
     /// Cancelled once the tree has finished by itself, which ends the ordered groups'
     /// watches.
     finished: CancellationToken,
-    /// Whether an ordered group exists, whose watch waits for `finished`.
+    /// Whether an ordered group exists, or a token given to the builder, whose watches wait
+    /// for `finished`.
     watching: bool,
     /// Whether a dynamic group exists, whose finished children leave the tree.
     dynamic: bool,
@@ -110,11 +114,13 @@ pub(crate) struct Tree {
     activity: Arc<Activity>,
     /// Read for where the logs of children leaving the tree end (see `Effects::left`).
     log_tree: LogTree,
-    /// The supervisor's own token: the root's parent.
+    /// The supervisor's own token, cancelled with the tree (by `cancel_all`).
     token: CancellationToken,
-    /// When the whole tree was cancelled through the supervisor's handle, on the tree's
-    /// clock; 0 if it was not (or only through a token given to the builder, whose
-    /// cancellation nobody times).
+    /// The supervisor's cancellation: the root's parent, whose cancellation the root
+    /// inherits, and which the root's backoff timer waits on.
+    top: Arc<Cancel>,
+    /// When the whole tree was cancelled (through the supervisor's handle, the token given
+    /// to the builder, or by giving up), on the tree's clock; 0 if it was not.
     cancelled_at: u64,
     /// Panics of metrics sinks not yet handed out in [`Effects`], to be logged outside the
     /// lock (logging reaches the application's subscriber, which is user code).
@@ -152,6 +158,7 @@ impl Tree {
             activity,
             log_tree,
             token,
+            top: Arc::new(Cancel::without_task()),
             cancelled_at: 0,
             sink_panics: Vec::new(),
             scratch: String::new(),
@@ -222,7 +229,7 @@ impl Tree {
             });
         }
         let parent_dn = parent.dn.clone();
-        let parent_token = parent.token.clone();
+        let parent_cancel = parent.cancel.clone();
         let shared = match backoff {
             Some(backoff) => Arc::new(Policy {
                 backoff: backoff.clone(),
@@ -269,7 +276,7 @@ impl Tree {
             Watch {
                 parent: key,
                 group: group_index,
-                cancelled: parent_token,
+                cancelled: parent_cancel,
                 finished: self.finished.clone(),
             }
         });
@@ -343,18 +350,13 @@ impl Tree {
         }
     }
 
-    /// Notes that the whole tree is being cancelled now (the caller then cancels the token),
-    /// so that a runnable blocking its thread through the grace period is found out when it
+    /// Notes that the whole tree is being cancelled now (`cancel_all` then marks it), so
+    /// that a runnable blocking its thread through the grace period is found out when it
     /// returns (DESIGN §5).
-    pub(crate) fn cancelling(&mut self) {
+    fn cancelling(&mut self) {
         if self.cancelled_at == 0 {
             self.cancelled_at = self.epoch.now().max(1);
         }
-    }
-
-    /// The root node's token, for cancelling the tree from the top of its nodes down.
-    pub(crate) fn root_token(&self) -> Option<CancellationToken> {
-        Some(self.slots.first()?.as_ref()?.token.clone())
     }
 
     /// A cancelled task still running registers how to abort it (see [`Start::register`]).
@@ -379,13 +381,19 @@ impl Tree {
     }
 
     /// Records that the task of `key` has ended, and restarts what that makes restartable.
-    pub(crate) fn exited(&mut self, key: Key, outcome: Outcome) -> Effects {
+    /// `cancelled_itself` if its task found the incarnation's handed-out token cancelled,
+    /// and had not told the tree yet.
+    pub(crate) fn exited(&mut self, key: Key, outcome: Outcome, cancelled_itself: bool) -> Effects {
         let mut effects = Effects::default();
-        let Some(node) = self.current(key) else {
+        if self.current(key).is_none() {
             return effects;
-        };
+        }
+        if cancelled_itself {
+            self.cancel_subtree(key.id, &mut effects);
+        }
+        let node = self.node(key.id);
         debug_assert!(node.running, "{} exited twice", node.dn);
-        let cancelled = node.token.is_cancelled();
+        let cancelled = node.cancel.is_marked();
         // Read once, for the overrun and the new state, and only on the way out: other
         // exits read it when their state is set.
         let now = cancelled.then(|| self.epoch.now());
@@ -453,7 +461,7 @@ impl Tree {
         if kill != Kill::None {
             self.node_mut(key.id).kill = kill;
             if self.node(key.id).running_below > 0 {
-                self.kill_below(key.id, kill);
+                self.kill_below(key.id, kill, &mut effects);
             }
         }
         self.restart_all(std::iter::once(key).chain(siblings), &mut effects);
@@ -496,7 +504,7 @@ impl Tree {
         };
         let (group, parent) = (node.group, node.parent);
         if let Some(parent) = parent
-            && self.node(parent).token.is_cancelled()
+            && self.node(parent).cancel.is_marked()
         {
             self.step(parent, group, effects);
         }
@@ -508,6 +516,25 @@ impl Tree {
         let mut effects = Effects::default();
         if self.current(parent).is_some() {
             self.step(parent.id, group, &mut effects);
+        }
+        self.finish(effects)
+    }
+
+    /// Something outside the tree waits for `finished` (the watch of a token given to the
+    /// builder), which the tree returns. Asked once the root has started: an empty tree
+    /// counts as finished.
+    pub(crate) fn watch_finished(&mut self) -> CancellationToken {
+        self.watching = true;
+        self.finished.clone()
+    }
+
+    /// The task of `key` found the incarnation's handed-out token cancelled (by the
+    /// runnable, or whoever it gave the token to): the node and its subtree are cancelled,
+    /// as if the token were theirs (DESIGN §14: the node cancelled itself).
+    pub(crate) fn cancelled_itself(&mut self, key: Key) -> Effects {
+        let mut effects = Effects::default();
+        if self.current(key).is_some() {
+            self.cancel_subtree(key.id, &mut effects);
         }
         self.finish(effects)
     }
@@ -532,7 +559,7 @@ impl Tree {
             .current(key)
             .is_some_and(|n| n.pending == Pending::Backoff)
         {
-            if self.parent_token(key.id).is_cancelled() {
+            if self.parent_cancel(key.id).is_marked() {
                 self.drop_restart(key.id, &mut effects);
                 self.leave_finished(key, &mut effects);
             } else {
@@ -761,7 +788,7 @@ mod tests {
     #[test]
     fn a_failure_cancels_the_group_and_each_member_restarts_once_it_returned() {
         let (mut tree, _root, a, b) = with_pair();
-        let effects = tree.exited(a.key, failed("returned error: boom"));
+        let effects = tree.exited(a.key, failed("returned error: boom"), false);
         assert!(
             matches!(
                 &effects.notes[..],
@@ -775,9 +802,9 @@ mod tests {
         assert_eq!(effects.timers.len(), 1);
         assert_eq!(effects.timers[0].key, a.key);
         assert!(effects.starts.is_empty());
-        assert!(b.token.is_cancelled());
+        assert!(b.cancel.is_marked());
         // The cancelled sibling starts again at once when it returns.
-        let effects = tree.exited(b.key, Outcome::Returned(Ok(())));
+        let effects = tree.exited(b.key, Outcome::Returned(Ok(())), false);
         assert!(effects.timers.is_empty());
         assert_eq!(&*only_start(effects).dn, "root.b");
         assert_eq!(tree.states()["root.a"], NodeState::Dead);
@@ -787,8 +814,8 @@ mod tests {
     #[test]
     fn a_context_is_stale_once_its_restart_is_decided() {
         let (mut tree, _root, a, b) = with_pair();
-        drop(tree.exited(a.key, failed("x")));
-        drop(tree.exited(b.key, Outcome::Returned(Ok(()))));
+        drop(tree.exited(a.key, failed("x"), false));
+        drop(tree.exited(b.key, Outcome::Returned(Ok(())), false));
         assert!(matches!(
             tree.reserve_sub_logger(a.key, "y"),
             Err(RunError::Stale { .. })
@@ -800,8 +827,7 @@ mod tests {
     #[test]
     fn a_node_that_cancelled_itself_waits_out_its_backoff() {
         let (mut tree, _root, a, _b) = with_pair();
-        a.token.cancel();
-        let effects = tree.exited(a.key, Outcome::Returned(Ok(())));
+        let effects = tree.exited(a.key, Outcome::Returned(Ok(())), true);
         assert_eq!(tree.states()["root.a"], NodeState::Canceled);
         assert!(effects.starts.is_empty());
         assert_eq!(
@@ -816,10 +842,10 @@ mod tests {
         let (mut tree, root, a, b) = with_pair();
         // The root fails, which cancels its children; once they have returned it is
         // restarted and they are forgotten, their runnables handed out to be dropped.
-        drop(tree.exited(root.key, failed("root failed")));
-        assert!(a.token.is_cancelled() && b.token.is_cancelled());
-        drop(tree.exited(a.key, Outcome::Returned(Ok(()))));
-        let effects = tree.exited(b.key, Outcome::Returned(Ok(())));
+        drop(tree.exited(root.key, failed("root failed"), false));
+        assert!(a.cancel.is_marked() && b.cancel.is_marked());
+        drop(tree.exited(a.key, Outcome::Returned(Ok(())), false));
+        let effects = tree.exited(b.key, Outcome::Returned(Ok(())), false);
         let mut forgotten: Vec<&str> = effects.forgotten.iter().map(|f| &*f.dn).collect();
         forgotten.sort_unstable();
         assert_eq!(forgotten, ["root.a", "root.b"], "{:?}", effects.notes);
@@ -828,12 +854,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_return_past_the_grace_of_a_tree_cancel_is_an_overrun() {
-        let (mut tree, token) = tree();
+        let (mut tree, _) = tree();
         let root = root_of(&mut tree);
-        tree.cancelling();
-        token.cancel();
+        cancel_all(&mut tree);
         tokio::time::advance(Duration::from_millis(1500)).await;
-        let effects = tree.exited(root.key, Outcome::Returned(Ok(())));
+        let effects = tree.exited(root.key, Outcome::Returned(Ok(())), false);
         assert!(
             matches!(
                 &effects.notes[..],
@@ -846,20 +871,42 @@ mod tests {
         assert_eq!(tree.states()["root"], NodeState::Dead);
     }
 
-    /// `Shared::cancel` cancels the root's token a moment before the supervisor's: an exit
-    /// in between, with `cancelling` noted, restarts nothing (it is not a root that
-    /// cancelled itself, whose restart would wait out a backoff).
-    #[tokio::test(start_paused = true)]
-    async fn an_exit_between_the_roots_cancel_and_the_supervisors_restarts_nothing() {
+    /// Cancelling the tree marks, in one pass, every node that inherits its cancellation,
+    /// and hands them out to be woken; an ordered member waits for its turn.
+    #[test]
+    fn cancelling_the_tree_marks_what_inherits_and_not_ordered_members() {
         let (mut tree, token) = tree();
         let root = root_of(&mut tree);
-        tree.cancelling();
-        tree.root_token().expect("a root").cancel();
-        assert!(!token.is_cancelled());
-        let effects = tree.exited(root.key, Outcome::Returned(Ok(())));
+        let p = Restart::Permanent;
+        let [a] = members(&mut tree, &root, &[("a", p)], GroupPolicy::default());
+        let [b] = members(
+            &mut tree,
+            &root,
+            &[("b", p)],
+            policy(Strategy::OneForAll, true),
+        );
+        let mut effects = Effects::default();
+        tree.cancel_all(&mut effects);
+        assert!(token.is_cancelled());
+        assert!(root.cancel.is_marked() && a.cancel.is_marked());
+        assert!(
+            !b.cancel.is_marked(),
+            "an ordered member is cancelled in turn"
+        );
+        // The supervisor's level, the root and `a`, each once.
+        assert_eq!(effects.fired.len(), 3);
+        let mut again = Effects::default();
+        tree.cancel_all(&mut again);
+        assert!(again.fired.is_empty(), "nothing is marked twice");
+        // An exit now restarts nothing.
+        let effects = tree.exited(a.key, ok(), false);
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
-        assert!(effects.notes.is_empty(), "{:?}", effects.notes);
-        assert_eq!(tree.states()["root"], NodeState::Canceled);
+        assert_eq!(tree.states()["root.a"], NodeState::Canceled);
+    }
+
+    fn cancel_all(tree: &mut Tree) {
+        let mut effects = Effects::default();
+        tree.cancel_all(&mut effects);
     }
 
     fn ok() -> Outcome {
@@ -877,12 +924,12 @@ mod tests {
     #[test]
     fn rest_for_one_restarts_the_failed_member_and_those_after_it() {
         let (mut tree, [a, b, c]) = three(policy(Strategy::RestForOne, false));
-        let effects = tree.exited(b.key, failed("b failed"));
+        let effects = tree.exited(b.key, failed("b failed"), false);
         assert_eq!(effects.timers.len(), 1, "the failed one after its backoff");
         assert_eq!(effects.timers[0].key, b.key);
-        assert!(!a.token.is_cancelled(), "earlier members keep running");
-        assert!(c.token.is_cancelled());
-        let effects = tree.exited(c.key, ok());
+        assert!(!a.cancel.is_marked(), "earlier members keep running");
+        assert!(c.cancel.is_marked());
+        let effects = tree.exited(c.key, ok(), false);
         assert_eq!(dns(&effects), ["root.c"], "the later one at once");
     }
 
@@ -896,9 +943,9 @@ mod tests {
             &[("a", Restart::Permanent), ("t", Restart::Temporary)],
             GroupPolicy::default(),
         );
-        drop(tree.exited(a.key, failed("a failed")));
-        assert!(t.token.is_cancelled());
-        let effects = tree.exited(t.key, ok());
+        drop(tree.exited(a.key, failed("a failed"), false));
+        assert!(t.cancel.is_marked());
+        let effects = tree.exited(t.key, ok(), false);
         assert!(effects.starts.is_empty());
         assert!(
             effects
@@ -926,15 +973,15 @@ mod tests {
             GroupPolicy::default(),
         );
         // A transient node returning Ok ends normally: Done, nothing cancelled.
-        let effects = tree.exited(tr.key, ok());
+        let effects = tree.exited(tr.key, ok(), false);
         assert!(effects.notes.is_empty() && effects.starts.is_empty());
         assert_eq!(tree.states()["root.tr"], NodeState::Done);
         // A temporary node's failure is its own: Dead, logged, no sibling cancelled.
-        let effects = tree.exited(te.key, failed("te failed"));
+        let effects = tree.exited(te.key, failed("te failed"), false);
         assert!(matches!(&effects.notes[0], Note::Failed { dn, .. } if &**dn == "root.te"));
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
         assert_eq!(tree.states()["root.te"], NodeState::Dead);
-        assert!(!keep.token.is_cancelled());
+        assert!(!keep.cancel.is_marked());
     }
 
     #[test]
@@ -953,7 +1000,7 @@ mod tests {
         };
         let started = tree.run_group(root.key, &members, None, policy).unwrap();
         let a = started.starts.into_iter().next().unwrap();
-        let effects = tree.exited(a.key, failed("returned error: boom"));
+        let effects = tree.exited(a.key, failed("returned error: boom"), false);
         let reasons: Vec<_> = effects
             .notes
             .iter()
@@ -969,14 +1016,14 @@ mod tests {
             "too many restarts: 1 within 5s, more than its intensity allows (0 in 5s); last \
              failure: root.a: returned error: boom"
         );
-        assert!(root.token.is_cancelled());
+        assert!(root.cancel.is_marked());
     }
 
     #[test]
     fn the_root_over_the_builder_intensity_gives_the_tree_up() {
         let (mut tree, token) = tree_with(Some(Intensity::new(0, Duration::from_secs(1)).unwrap()));
         let root = root_of(&mut tree);
-        let effects = tree.exited(root.key, failed("returned error: no"));
+        let effects = tree.exited(root.key, failed("returned error: no"), false);
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
         assert!(token.is_cancelled());
         let reason = tree.gave_up().expect("gave up");
@@ -990,18 +1037,18 @@ mod tests {
     fn an_ordered_group_stops_its_members_one_at_a_time_in_reverse() {
         let (mut tree, [a, b, c]) = three(policy(Strategy::OneForAll, true));
         assert!(
-            !a.token.is_cancelled(),
-            "its own token, not the root's child"
+            !a.cancel.is_marked(),
+            "its own cancellation, not inherited from the root"
         );
-        drop(tree.exited(a.key, failed("a failed")));
+        drop(tree.exited(a.key, failed("a failed"), false));
         assert!(
-            c.token.is_cancelled() && !b.token.is_cancelled(),
+            c.cancel.is_marked() && !b.cancel.is_marked(),
             "the last first"
         );
-        let effects = tree.exited(c.key, ok());
+        let effects = tree.exited(c.key, ok(), false);
         assert!(effects.starts.is_empty());
-        assert!(b.token.is_cancelled(), "then the one before it");
-        let effects = tree.exited(b.key, ok());
+        assert!(b.cancel.is_marked(), "then the one before it");
+        let effects = tree.exited(b.key, ok(), false);
         assert_eq!(
             dns(&effects),
             ["root.b", "root.c"],
@@ -1012,7 +1059,7 @@ mod tests {
 
     #[test]
     fn an_ordered_group_stops_in_turn_when_its_parent_is_cancelled() {
-        let (mut tree, token) = tree();
+        let (mut tree, _) = tree();
         let root = root_of(&mut tree);
         let p = Restart::Permanent;
         let [a, b] = members(
@@ -1021,13 +1068,12 @@ mod tests {
             &[("a", p), ("b", p)],
             policy(Strategy::OneForAll, true),
         );
-        tree.cancelling();
-        token.cancel();
-        assert!(!a.token.is_cancelled() && !b.token.is_cancelled());
+        cancel_all(&mut tree);
+        assert!(!a.cancel.is_marked() && !b.cancel.is_marked());
         drop(tree.parent_cancelled(root.key, 0));
-        assert!(b.token.is_cancelled() && !a.token.is_cancelled());
-        drop(tree.exited(b.key, ok()));
-        assert!(a.token.is_cancelled());
+        assert!(b.cancel.is_marked() && !a.cancel.is_marked());
+        drop(tree.exited(b.key, ok(), false));
+        assert!(a.cancel.is_marked());
     }
 
     #[test]
@@ -1052,9 +1098,8 @@ mod tests {
             .unwrap();
         drop(tree.signal(mid.key, Signal::Healthy));
         drop(tree.signal(mid.key, Signal::Done));
-        drop(tree.exited(mid.key, ok()));
-        a.token.cancel();
-        let effects = tree.exited(a.key, ok());
+        drop(tree.exited(mid.key, ok(), false));
+        let effects = tree.exited(a.key, ok(), true);
         assert_eq!(tree.states()["root.mid"], NodeState::Dead);
         assert!(
             !tree.states().contains_key("root.mid.a"),

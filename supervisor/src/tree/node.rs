@@ -4,10 +4,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::NodeState;
 use crate::backoff::BackoffState;
+use crate::cancel::Cancel;
 use crate::error::{NameUse, RunError, panic_message_dropped};
 use crate::hash::{FastSet, hash_name};
 use crate::metrics::Metrics;
@@ -33,7 +33,8 @@ pub(super) struct Node {
     /// Why it last failed.
     pub(super) last_error: Option<Arc<str>>,
     pub(super) incarnation: u64,
-    pub(super) token: CancellationToken,
+    /// The current incarnation's cancellation (the last one's, once it has ended).
+    pub(super) cancel: Arc<Cancel>,
     pub(super) children: Option<Box<Children>>,
     pub(super) backoff: BackoffState,
     pub(super) parent: Option<NodeId>,
@@ -56,8 +57,8 @@ pub(super) struct Node {
     pub(super) cancelled_at: u64,
     pub(super) running: bool,
     pub(super) pending: Pending,
-    /// A member of an ordered group: its token is not its parent's child, and the tree
-    /// cancels it in turn.
+    /// A member of an ordered group: it does not inherit its parent's cancellation; the
+    /// tree cancels it in turn.
     pub(super) ordered: bool,
     /// A child of a dynamic group: `group` is then its place among its parent's children,
     /// and it leaves the tree once it has finished.
@@ -318,8 +319,9 @@ impl Tree {
         effects
     }
 
-    /// Adds a node below `parent`, in its group `group`, with a token of its own if it is an
-    /// ordered member and else a child of its parent's (of the supervisor's, for the root).
+    /// Adds a node below `parent`, in its group `group`, with a cancellation of its own if
+    /// it is an ordered member, and else one that inherits its parent's (the supervisor's,
+    /// for the root).
     /// The caller, which has the name at hand, sets its hash (`name_hash`) before indexing it.
     pub(super) fn insert(
         &mut self,
@@ -330,7 +332,7 @@ impl Tree {
         policy: Arc<Policy>,
         ordered: bool,
     ) -> NodeId {
-        let token = self.token_below(parent, ordered);
+        let cancel = self.cancel_below(parent, ordered);
         let node = Node {
             dn,
             runnable,
@@ -339,7 +341,7 @@ impl Tree {
             since: self.epoch.now(),
             last_error: None,
             incarnation: 0,
-            token,
+            cancel,
             children: None,
             parent,
             group,
@@ -397,7 +399,7 @@ impl Tree {
         Start {
             key: Key { id, incarnation },
             dn: node.dn.clone(),
-            token: node.token.clone(),
+            cancel: node.cancel.clone(),
             runnable: node.runnable.clone(),
             stop: Stop::encode(node.policy.shutdown, register),
         }

@@ -13,9 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::NodeState;
+use crate::cancel::Cancel;
 use crate::error::Failure;
 use crate::policy::{Intensity, Restart, Shutdown, Strategy, nanos};
 use smallvec::SmallVec;
@@ -29,8 +28,8 @@ type Members = SmallVec<[NodeId; 8]>;
 impl Tree {
     /// How long after its shutdown deadline `id` returned, if it did return late: from the
     /// earliest time the tree cancelled it, an ancestor whose cancellation reaches it, or
-    /// the whole tree, plus its own timeout. (A cancellation the tree did not make — a
-    /// runnable's own, a builder's token — is timed by the task instead, from the first
+    /// the whole tree, plus its own timeout. (A cancellation the tree did not make — through
+    /// a handed-out token — is timed by the task instead, from the first
     /// poll after it that did not return: a runnable that blocks in the very poll that sees
     /// such a cancellation is not found out.) A `Brutal` or `Infinity` node is never late.
     pub(super) fn overrun(&self, id: NodeId, now: u64) -> Option<Duration> {
@@ -86,12 +85,12 @@ impl Tree {
         // The failure is written at its DN too.
         self.mark_logged(id);
         let node = self.node_mut(id);
-        if node.token.is_cancelled() {
+        if node.cancel.is_marked() {
             return Vec::new();
         }
         node.cancelled_at = now;
-        node.token.cancel();
-        if node.policy.restart == Restart::Temporary {
+        self.cancel_subtree(id, effects);
+        if self.node(id).policy.restart == Restart::Temporary {
             return Vec::new();
         }
         self.decide(id, died, &reason, effects)
@@ -141,13 +140,13 @@ impl Tree {
                 continue;
             }
             // An ordered group's members are cancelled in turn, by `step`.
-            if !policy.ordered_shutdown && !member.token.is_cancelled() {
+            if !policy.ordered_shutdown && !member.cancel.is_marked() {
                 member.cancelled_at = now;
-                member.token.cancel();
+                self.cancel_subtree(m, effects);
             }
             keys.push(Key {
                 id: m,
-                incarnation: member.incarnation,
+                incarnation: self.node(m).incarnation,
             });
         }
         if policy.ordered_shutdown {
@@ -228,8 +227,7 @@ impl Tree {
             reason: reason.clone(),
         });
         self.gave_up = Some(reason);
-        self.cancelling();
-        self.token.cancel();
+        self.cancel_all(effects);
     }
 
     /// Restarts what the failure or exit of a node, and the cancellation of `nodes`, may
@@ -249,17 +247,15 @@ impl Tree {
     /// Moves on the restart that `id`'s exit (or cancellation) may have made ready: that
     /// of the topmost cancelled node above it whose subtree has now wholly returned.
     pub(super) fn restart_from(&mut self, id: NodeId, effects: &mut Effects) {
-        // The whole tree is being cancelled: by `cancel` (which cancels the root's token a
-        // moment before the supervisor's, see `Shared::cancel`), or by the supervisor's
-        // token, which a builder's caller may cancel directly.
-        if self.cancelled_at != 0 || self.token.is_cancelled() {
+        // The whole tree is being cancelled.
+        if self.cancelled_at != 0 || self.top.is_marked() {
             return;
         }
         let mut top = None;
         let mut cur = Some(id);
         while let Some(c) = cur {
             let n = self.node(c);
-            if !n.token.is_cancelled() {
+            if !n.cancel.is_marked() {
                 break;
             }
             top = Some(c);
@@ -387,7 +383,7 @@ impl Tree {
                     id,
                     incarnation: node.incarnation,
                 };
-                let parent = self.parent_token(id).clone();
+                let parent = self.parent_cancel(id).clone();
                 effects.notes.push(Note::Restarting { dn, delay });
                 effects.timers.push(Timer {
                     key,
@@ -410,11 +406,11 @@ impl Tree {
     /// is cancelled, else those of the decided restart. A member with nothing running is
     /// passed at once. (O(members) a step: groups are small.)
     pub(super) fn step(&mut self, parent: NodeId, g: usize, effects: &mut Effects) {
-        let parent_cancelled = self.node(parent).token.is_cancelled();
+        let parent_cancelled = self.node(parent).cancel.is_marked();
         let (members, _) = self.group_of(parent, g);
         let stopping = members.iter().any(|&m| {
             let n = self.node(m);
-            n.token.is_cancelled() && n.running_below > 0
+            n.cancel.is_marked() && n.running_below > 0
         });
         if stopping {
             return;
@@ -422,12 +418,12 @@ impl Tree {
         let now = self.epoch.now().max(1);
         for &m in members.iter().rev() {
             let n = self.node_mut(m);
-            if n.token.is_cancelled() || !(parent_cancelled || n.pending == Pending::Group) {
+            if n.cancel.is_marked() || !(parent_cancelled || n.pending == Pending::Group) {
                 continue;
             }
             n.cancelled_at = now;
-            n.token.cancel();
-            if n.running_below > 0 {
+            self.cancel_subtree(m, effects);
+            if self.node(m).running_below > 0 {
                 return;
             }
             if !parent_cancelled {
@@ -442,7 +438,7 @@ impl Tree {
     /// running node is marked, cancelled if it was not (an ordered member waiting its turn),
     /// and told through its registered [`Abort`](super::Abort), if it has one; one that has
     /// not registered yet is told when it does.
-    pub(super) fn kill_below(&mut self, id: NodeId, kind: Kill) {
+    pub(super) fn kill_below(&mut self, id: NodeId, kind: Kill, effects: &mut Effects) {
         let now = self.epoch.now().max(1);
         let mut stack: Members = self.children_of(id);
         while let Some(c) = stack.pop() {
@@ -453,10 +449,11 @@ impl Tree {
             if node.kill == Kill::None {
                 node.kill = kind;
             }
-            if !node.token.is_cancelled() {
+            if !node.cancel.is_marked() {
                 node.cancelled_at = now;
-                node.token.cancel();
+                self.cancel_subtree(c, effects);
             }
+            let node = self.node(c);
             if node.running
                 && let Some(abort) = self.aborts.get(&c)
             {
@@ -485,29 +482,69 @@ impl Tree {
         node.backoff.next_delay(&node.policy.backoff, &mut self.rng)
     }
 
-    pub(super) fn parent_token(&self, id: NodeId) -> &CancellationToken {
+    /// The cancellation `id` inherits: its parent's, or the supervisor's for the root.
+    pub(super) fn parent_cancel(&self, id: NodeId) -> &Arc<Cancel> {
         match self.node(id).parent {
-            Some(p) => &self.node(p).token,
-            None => &self.token,
+            Some(p) => &self.node(p).cancel,
+            None => &self.top,
         }
     }
 
-    /// A token for a new incarnation of a node below `parent`: a child of the parent's (of
-    /// the supervisor's, for the root), or one of its own for an ordered member, which the
-    /// tree cancels in its turn.
-    pub(super) fn token_below(&self, parent: Option<NodeId>, ordered: bool) -> CancellationToken {
-        match parent {
-            _ if ordered => CancellationToken::new(),
-            Some(p) => self.node(p).token.child_token(),
-            None => self.token.child_token(),
+    /// The cancellation of a new incarnation of a node below `parent`: born cancelled if
+    /// the parent's (the supervisor's, for the root) is, unless it is an ordered member,
+    /// which the tree cancels in its turn.
+    pub(super) fn cancel_below(&self, parent: Option<NodeId>, ordered: bool) -> Arc<Cancel> {
+        let inherited = match parent {
+            _ if ordered => false,
+            Some(p) => self.node(p).cancel.is_marked(),
+            None => self.top.is_marked(),
+        };
+        Arc::new(Cancel::new(inherited))
+    }
+
+    /// Cancels `id` and what inherits its cancellation below it: every descendant but the
+    /// ordered members and theirs, which the tree cancels in turn. They are marked now, and
+    /// woken by `apply` once the lock is released. A node marked already is passed with
+    /// its subtree: what inherits from it was marked with it, or born so.
+    pub(super) fn cancel_subtree(&mut self, id: NodeId, effects: &mut Effects) {
+        let mut stack: Members = SmallVec::new();
+        stack.push(id);
+        while let Some(c) = stack.pop() {
+            let node = self.node(c);
+            if !node.cancel.mark() {
+                continue;
+            }
+            effects.fired.push(node.cancel.clone());
+            if let Some(children) = &node.children {
+                stack.extend(
+                    children
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|&child| !self.node(child).ordered),
+                );
+            }
         }
+    }
+
+    /// Cancels everything: the supervisor's level and the root's subtree (see
+    /// [`cancelling`](Tree::cancelling), which it notes first).
+    pub(crate) fn cancel_all(&mut self, effects: &mut Effects) {
+        self.cancelling();
+        if self.top.mark() {
+            effects.fired.push(self.top.clone());
+        }
+        if self.slots.first().is_some_and(Option::is_some) {
+            self.cancel_subtree(0, effects);
+        }
+        self.token.cancel();
     }
 
     pub(super) fn start_again(&mut self, id: NodeId, effects: &mut Effects) {
         let node = self.node(id);
-        let token = self.token_below(node.parent, node.ordered);
+        let cancel = self.cancel_below(node.parent, node.ordered);
         let node = self.node_mut(id);
-        node.token = token;
+        node.cancel = cancel;
         // Normally already forgotten; nothing of the last incarnation may reach the next.
         node.children = None;
         node.failed = false;

@@ -1,0 +1,196 @@
+//! A node incarnation's cancellation, which the tree keeps.
+//!
+//! # Why not a token per node
+//!
+//! A tree of tokio-util `CancellationToken`s would cancel a subtree by itself, but every
+//! token is a node of its own tree, with its own lock: making one locks its parent, asking
+//! it locks it, dropping it locks it, and cancelling the root walks every token below
+//! under each one's lock in turn, waking each waiter while holding it — so a task woken by
+//! that walk on another worker finds its token still locked when it asks whether it is
+//! cancelled. The supervisor already keeps the tree, under its own lock: it marks the
+//! subtree it cancels there, in one pass, and wakes the tasks once the lock is released.
+//!
+//! A [`Cancel`] is a flag the tree sets (under its lock), the wake accounting of the
+//! incarnation's task (which the tree wakes through it, as the incarnation is that task's
+//! waker), and, made only for the few incarnations that need them, the waiters polled from
+//! other tasks and the `CancellationToken` handed out by
+//! [`Context::cancellation_token`](crate::Context::cancellation_token).
+//!
+//! # Ordering
+//!
+//! The flag is set under the tree's lock, before the tree's lock is released; the wakes
+//! follow ([`Cancel::fire`]). A waiter registers before it reads the flag, and the firing
+//! side sets the flag before it looks for waiters, each with a sequentially consistent
+//! fence in between, so one of the two always sees the other.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{Activity, TaskWake};
+
+/// One incarnation's cancellation: see the module's documentation.
+pub(crate) struct Cancel {
+    cancelled: AtomicBool,
+    /// The task's wake accounting. The incarnation, the task's waker, wakes through it.
+    pub(crate) wake: TaskWake,
+    /// Made on first use.
+    outside: OnceLock<Box<Outside>>,
+}
+
+/// What only some incarnations need.
+#[derive(Default)]
+struct Outside {
+    /// Futures waiting for the cancellation from another task than the node's.
+    waiters: Notify,
+    /// The token handed out for the incarnation.
+    token: OnceLock<CancellationToken>,
+}
+
+impl Cancel {
+    /// The cancellation of an incarnation about to be started: cancelled already if what
+    /// it would inherit from is. Its task's first wake is counted already (see
+    /// [`TaskWake::scheduled`]).
+    pub(crate) fn new(cancelled: bool) -> Self {
+        Cancel {
+            cancelled: AtomicBool::new(cancelled),
+            wake: TaskWake::scheduled(),
+            outside: OnceLock::new(),
+        }
+    }
+
+    /// The cancellation of something that has no task: the supervisor's own level above
+    /// the root.
+    pub(crate) fn without_task() -> Self {
+        let cancel = Cancel::new(false);
+        // No task will ever poll it: its wakes must count nothing.
+        cancel.wake.close();
+        cancel
+    }
+
+    /// Whether the tree has cancelled it (its own view: a cancellation of the handed-out
+    /// token counts once the node's task has told the tree).
+    pub(crate) fn is_marked(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Whether the incarnation must stop: the tree cancelled it, or its handed-out token
+    /// was cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.is_marked() || self.token_cancelled()
+    }
+
+    /// Whether the handed-out token, if any, was cancelled.
+    pub(crate) fn token_cancelled(&self) -> bool {
+        self.handed_out()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// The handed-out token, if one was.
+    pub(crate) fn handed_out(&self) -> Option<&CancellationToken> {
+        self.outside.get().and_then(|outside| outside.token.get())
+    }
+
+    /// Sets the flag, under the tree's lock: whether it was not set yet, so that the
+    /// caller fires it once the lock is released.
+    pub(crate) fn mark(&self) -> bool {
+        !self.cancelled.swap(true, Ordering::SeqCst)
+    }
+
+    /// Wakes what waits for a cancellation [`mark`](Cancel::mark) has set, outside the
+    /// tree's lock: the incarnation's task, the futures polled from other tasks, and the
+    /// handed-out token's own waiters (whoever they are).
+    pub(crate) fn fire(&self, activity: &Activity) {
+        self.wake.wake(activity);
+        fence(Ordering::SeqCst);
+        if let Some(outside) = self.outside.get() {
+            outside.waiters.notify_waiters();
+            if let Some(token) = outside.token.get() {
+                token.cancel();
+            }
+        }
+    }
+
+    fn outside(&self) -> &Outside {
+        self.outside.get_or_init(Box::default)
+    }
+
+    /// The token of the incarnation, made on first use: cancelled when the incarnation is,
+    /// and the incarnation's task watches it (so cancelling it cancels the node). Making it
+    /// wakes the task, which then starts watching it.
+    pub(crate) fn token(&self, activity: &Activity) -> CancellationToken {
+        let outside = self.outside();
+        let mut made = false;
+        let token = outside
+            .token
+            .get_or_init(|| {
+                made = true;
+                CancellationToken::new()
+            })
+            .clone();
+        if made {
+            fence(Ordering::SeqCst);
+            if self.is_marked() {
+                token.cancel();
+            }
+            self.wake.wake(activity);
+        }
+        token
+    }
+
+    /// Resolves once the tree has cancelled it: for a task other than the node's own (a
+    /// backoff timer, an ordered group's watch).
+    pub(crate) fn marked(&self) -> Marked<'_> {
+        Marked {
+            cancel: self,
+            waiter: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Cancel::marked`].
+    pub(crate) struct Marked<'a> {
+        cancel: &'a Cancel,
+        #[pin]
+        waiter: Option<Notified<'a>>,
+    }
+}
+
+impl Future for Marked<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        loop {
+            if this.cancel.is_marked() {
+                return Poll::Ready(());
+            }
+            match this.waiter.as_mut().as_pin_mut() {
+                // Registered, and checked after: a fire from here on wakes it.
+                Some(waiter) => {
+                    if waiter.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Fired: the flag is set. (Nothing else notifies the waiters.)
+                    this.waiter.set(None);
+                }
+                None => {
+                    this.waiter
+                        .set(Some(this.cancel.outside().waiters.notified()));
+                    if let Some(waiter) = this.waiter.as_mut().as_pin_mut() {
+                        waiter.enable();
+                    }
+                    fence(Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
