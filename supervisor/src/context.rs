@@ -527,6 +527,10 @@ impl Incarnation {
         self.key
     }
 
+    pub(crate) fn dn(&self) -> &str {
+        &self.dn
+    }
+
     pub(crate) fn cancel(&self) -> &Cancel {
         &self.cancel
     }
