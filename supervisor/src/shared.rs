@@ -199,7 +199,7 @@ impl Shared {
     }
 
     /// Wakes what waits on the cancellations the tree has just set.
-    fn fire(&self, fired: Vec<Arc<Cancel>>) {
+    fn fire(&self, fired: impl IntoIterator<Item = Arc<Cancel>>) {
         for cancel in fired {
             cancel.fire(&self.activity);
         }

@@ -112,8 +112,8 @@ pub(crate) struct Forgotten {
 #[must_use]
 pub(crate) struct Effects {
     /// The cancellations the tree has just set, whose waiters are woken outside the lock
-    /// (see [`Cancel::fire`]).
-    pub(crate) fired: Vec<Arc<Cancel>>,
+    /// (see [`Cancel::fire`]). A failure cancels the one node, most often.
+    pub(crate) fired: SmallVec<[Arc<Cancel>; 1]>,
     pub(crate) starts: SmallVec<[Start; 1]>,
     pub(crate) timers: Vec<Timer>,
     pub(crate) notes: SmallVec<[Note; 2]>,
