@@ -194,3 +194,63 @@ impl Future for Marked<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A waiter in another task resolves once the tree has marked and fired, whether it
+    /// registered before the mark or only after it.
+    #[tokio::test]
+    async fn a_waiter_resolves_once_marked_and_fired() {
+        let activity = Activity::default();
+        let cancel = Arc::new(Cancel::new(false));
+        let early = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move { cancel.marked().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!early.is_finished());
+        assert!(cancel.mark(), "marked once");
+        assert!(!cancel.mark(), "and not twice");
+        cancel.fire(&activity);
+        early.await.unwrap();
+        // Registering after the mark resolves at once.
+        cancel.marked().await;
+        assert!(cancel.is_cancelled());
+    }
+
+    /// The handed-out token follows the cancellation, whether it was made before it (the
+    /// fire cancels it) or after it (it is born cancelled); and the node is cancelled
+    /// through the token, as the context sees it, before the tree knows.
+    #[test]
+    fn the_handed_out_token_follows_the_cancellation() {
+        let activity = Activity::default();
+        let before = Cancel::new(false);
+        let token = before.token(&activity);
+        assert!(!token.is_cancelled() && !before.is_cancelled());
+        before.mark();
+        before.fire(&activity);
+        assert!(token.is_cancelled());
+
+        let after = Cancel::new(false);
+        after.mark();
+        assert!(after.token(&activity).is_cancelled());
+
+        let held = Cancel::new(false);
+        held.token(&activity).cancel();
+        assert!(held.is_cancelled() && !held.is_marked());
+    }
+
+    /// The supervisor's level has no task: firing it wakes nothing and counts no work.
+    #[test]
+    fn a_cancellation_without_a_task_counts_no_wake() {
+        let activity = Activity::default();
+        let top = Cancel::without_task();
+        top.mark();
+        top.fire(&activity);
+        assert_eq!(activity.busy(), 0);
+    }
+}
