@@ -511,18 +511,13 @@ impl Tree {
         stack.push(id);
         while let Some(c) = stack.pop() {
             let node = self.node(c);
-            if !node.cancel.mark() {
+            // (Ordered members are passed when reached, so that each node is read once.)
+            if (c != id && node.ordered) || !node.cancel.mark() {
                 continue;
             }
             effects.fired.push(node.cancel.clone());
             if let Some(children) = &node.children {
-                stack.extend(
-                    children
-                        .ids
-                        .iter()
-                        .copied()
-                        .filter(|&child| !self.node(child).ordered),
-                );
+                stack.extend(children.ids.iter().copied());
             }
         }
     }
