@@ -52,9 +52,9 @@ impl Future for Cancellation<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
         let cancel = this.incarnation.cancel();
-        // Also true at once for a cancelled handed-out token, which the tree learns of
-        // only from the node's task.
-        if cancel.is_cancelled() {
+        // Also true at once for a cancelled handed-out token (or builder's token), which the
+        // tree learns of only from the node's task (or the token's watch).
+        if this.incarnation.is_cancelled() {
             return Poll::Ready(());
         }
         if this.waiter.is_none()

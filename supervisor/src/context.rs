@@ -171,7 +171,7 @@ impl Context {
 
     /// Whether the runnable must stop; see [`cancelled`](Context::cancelled).
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancel.is_cancelled()
+        self.inner.is_cancelled()
     }
 
     /// This incarnation's cancellation as a [`CancellationToken`], for libraries that take
@@ -533,6 +533,12 @@ impl Incarnation {
 
     pub(crate) fn cancel(&self) -> &Cancel {
         &self.cancel
+    }
+
+    /// Whether the runnable must stop: its cancellation (see [`Cancel::is_cancelled`]), or
+    /// the token given to the builder, whose watch tells the tree only once it has run.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled() || self.shared.external_cancelled()
     }
 
     pub(crate) fn activity(&self) -> &Activity {

@@ -51,8 +51,10 @@ use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Tree, Wa
 
 pub(crate) struct Shared {
     tree: Mutex<Tree>,
-    /// The supervisor's token: cancelling it shuts the whole tree down.
+    /// The supervisor's token: cancelled with the tree.
     pub(crate) token: CancellationToken,
+    /// Whether `token` is the child of one given to the builder (see `watch_token`).
+    external: AtomicBool,
     /// Every task the supervisor spawns, so that `wait` can outlast them all.
     pub(crate) tracker: TaskTracker,
     /// The runtime the supervisor was started on. Every task is spawned here, whichever
@@ -85,6 +87,7 @@ impl Shared {
         Shared {
             tree: Mutex::new(tree),
             token,
+            external: AtomicBool::new(false),
             tracker: TaskTracker::new(),
             runtime,
             poisoned: AtomicBool::new(false),
@@ -323,6 +326,7 @@ impl Shared {
         parent: CancellationToken,
         finished: CancellationToken,
     ) {
+        self.external.store(true, Ordering::Release);
         let shared = self.clone();
         // Counted: between the token's cancellation and the tree's the supervisor has work
         // to do, which `settled` must see.
@@ -332,6 +336,12 @@ impl Shared {
                 () = finished.cancelled() => {}
             }
         });
+    }
+
+    /// Whether the token given to the builder, if any, was cancelled: a context reads it
+    /// at once, before the token's watch has cancelled the tree.
+    pub(crate) fn external_cancelled(&self) -> bool {
+        self.external.load(Ordering::Acquire) && self.token.is_cancelled()
     }
 
     /// Records how the task of `key` ended and restarts what that makes restartable;

@@ -232,6 +232,42 @@ async fn a_tree_with_a_start_token_that_finishes_by_itself_ends_finished() {
     assert!(!token.is_cancelled());
 }
 
+/// A node that returns right after the builder's token is cancelled, before the token's
+/// watch has cancelled the tree, is `Canceled`, not failed, and nothing restarts; its
+/// context saw the cancellation at once.
+#[tokio::test(start_paused = true)]
+async fn a_node_returning_as_the_start_token_is_cancelled_is_canceled() {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    let saw = Arc::new(AtomicBool::new(false));
+    let seen = saw.clone();
+    let sup = Supervisor::builder()
+        .cancel_token(token)
+        .start(tree(move |ctx| {
+            let (trigger, seen) = (trigger.clone(), seen.clone());
+            ctx.run("quitter", move |ctx: Context| {
+                let (trigger, seen) = (trigger.clone(), seen.clone());
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    trigger.cancel();
+                    seen.store(ctx.is_cancelled(), Ordering::SeqCst);
+                    Ok(())
+                }
+            })
+        }));
+    let probe = sup.clone();
+    assert_eq!(sup.wait().await, Ended::Cancelled);
+    assert!(saw.load(Ordering::SeqCst), "the context saw it at once");
+    assert_eq!(state(&probe, "root.quitter"), NodeState::Canceled);
+    let logged = crate::support::texts(&probe.log_tree(), "supervisor");
+    assert!(
+        !logged
+            .iter()
+            .any(|m| m.contains("failed") || m.contains("restarting")),
+        "{logged:?}"
+    );
+}
+
 /// The handed-out token, cancelled by another task than the node's, cancels the node and
 /// its subtree: the child is `Canceled`, and the node is restarted after its backoff, as
 /// one that cancelled itself.

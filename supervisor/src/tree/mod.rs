@@ -105,6 +105,10 @@ pub(crate) struct Tree {
     watching: bool,
     /// Whether a dynamic group exists, whose finished children leave the tree.
     dynamic: bool,
+    /// Whether the supervisor's token is a child of one given to the builder, which its
+    /// holder may cancel at any time: the tree then checks the token on each exit, so that
+    /// an exit before the token's watch has run is taken for what it is.
+    external: bool,
     /// Whether tasks register an [`Abort`] once cancelled: set for good by the first
     /// shutdown policy other than the default, or the first ordered group.
     register_all: bool,
@@ -152,6 +156,7 @@ impl Tree {
             finished: CancellationToken::new(),
             watching: false,
             dynamic: false,
+            external: false,
             register_all: false,
             aborts: FastMap::default(),
             metrics,
@@ -388,6 +393,11 @@ impl Tree {
         if self.current(key).is_none() {
             return effects;
         }
+        // The builder's token was cancelled and its watch has not told the tree yet: the
+        // tree is cancelled as of now, as it would have been a moment later.
+        if self.external && !self.top.is_marked() && self.token.is_cancelled() {
+            self.cancel_all(&mut effects);
+        }
         if cancelled_itself {
             self.cancel_subtree(key.id, &mut effects);
         }
@@ -525,6 +535,7 @@ impl Tree {
     /// counts as finished.
     pub(crate) fn watch_finished(&mut self) -> CancellationToken {
         self.watching = true;
+        self.external = true;
         self.finished.clone()
     }
 
