@@ -308,6 +308,40 @@ async fn a_handed_out_token_cancelled_elsewhere_cancels_the_node_and_its_subtree
     assert!(fresh.is_cancelled(), "cancelled with the tree");
 }
 
+/// A child that cancels its parent's handed-out token and returns, before the parent's
+/// task has told the tree, is `Canceled` with its parent's cancellation, not failed: the
+/// subtree inherits it from the moment of the exit, as it did from a token tree.
+#[tokio::test(start_paused = true)]
+async fn a_child_returning_on_its_parents_cancelled_token_is_canceled() {
+    let (sup, recorder) = crate::support::recorded(tree(move |ctx| {
+        ctx.run("parent", move |ctx: Context| async move {
+            let token = ctx.cancellation_token();
+            ctx.run("child", move |ctx: Context| {
+                let token = token.clone();
+                async move {
+                    ctx.signal(Signal::Healthy);
+                    tokio::task::yield_now().await;
+                    token.cancel();
+                    Ok(())
+                }
+            })?;
+            ctx.signal(Signal::Healthy);
+            ctx.cancelled().await;
+            Ok(())
+        })
+    }));
+    recorder
+        .wait_for_nth("root.parent", NodeState::New, 2)
+        .await;
+    assert_eq!(
+        recorder.history("root.parent.child")[..3],
+        [NodeState::New, NodeState::Healthy, NodeState::Canceled]
+    );
+    let logged = crate::support::texts(&sup.log_tree(), "supervisor");
+    assert!(!logged.iter().any(|m| m.contains("failed")), "{logged:?}");
+    shut_down(sup).await;
+}
+
 /// A token asked for once the context is cancelled is born cancelled.
 #[tokio::test(start_paused = true)]
 async fn a_token_handed_out_after_the_cancellation_is_cancelled() {

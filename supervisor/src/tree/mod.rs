@@ -401,6 +401,7 @@ impl Tree {
         if cancelled_itself {
             self.cancel_subtree(key.id, &mut effects);
         }
+        self.ancestors_cancelled_themselves(key.id, &mut effects);
         let node = self.node(key.id);
         debug_assert!(node.running, "{} exited twice", node.dn);
         let cancelled = node.cancel.is_marked();
@@ -537,6 +538,25 @@ impl Tree {
         self.watching = true;
         self.external = true;
         self.finished.clone()
+    }
+
+    /// An ancestor of `id` whose handed-out token was cancelled, and whose task has not
+    /// told the tree yet, cancelled itself as of now: its subtree inherits it before `id`'s
+    /// exit is read, as it would have from a token tree. (Only an ancestor that handed out
+    /// a token costs more than a load.)
+    fn ancestors_cancelled_themselves(&mut self, id: NodeId, effects: &mut Effects) {
+        let mut cur = self.node(id).parent;
+        while let Some(p) = cur {
+            let cancel = &self.node(p).cancel;
+            if cancel.is_marked() {
+                return;
+            }
+            if cancel.token_cancelled() {
+                self.cancel_subtree(p, effects);
+                return;
+            }
+            cur = self.node(p).parent;
+        }
     }
 
     /// The task of `key` found the incarnation's handed-out token cancelled (by the
