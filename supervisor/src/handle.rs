@@ -320,7 +320,9 @@ impl Builder {
     }
 
     /// Ties the supervisor to `token`: cancelling it cancels the supervisor (cancelling the
-    /// supervisor does not cancel `token`).
+    /// supervisor does not cancel `token`). Every context, and
+    /// [`Supervisor::is_cancelled`], sees the cancellation at once; the runnables are woken
+    /// by a watch of the token, a task of the supervisor's that ends with the tree.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel_token = Some(token);
         self
