@@ -214,10 +214,10 @@ impl TaskWake {
     /// count nothing, and returns whether one arrived during the poll, for
     /// [`finish`](TaskWake::finish) to release.
     ///
-    /// The exit cancels the ended incarnation's token, which wakes what still waits on it:
-    /// the task's own watch among them, once the runnable has waited at least once.
-    /// Passed on, that wake would have the runtime poll the task again for nothing — by
-    /// then the task is often running the node's next incarnation, restarted in it at once.
+    /// The exit cancels the ended incarnation (a failure does), and firing that
+    /// cancellation wakes the task through this accounting. Passed on, that wake would have
+    /// the runtime poll the task again for nothing — by then the task is often running the
+    /// node's next incarnation, restarted in it at once.
     pub(crate) fn close(&self) -> bool {
         self.scheduled.swap(true, Ordering::SeqCst)
     }

@@ -122,6 +122,13 @@ impl Cancel {
         self.outside.get_or_init(Box::default)
     }
 
+    /// Takes `token` as its handed-out token, whose cancellation the tree then reads as
+    /// this one's: for the supervisor's level, the supervisor's token when it is the child
+    /// of one given to the builder. Called before any token was handed out.
+    pub(crate) fn adopt(&self, token: CancellationToken) {
+        let _ = self.outside().token.set(token);
+    }
+
     /// The token of the incarnation, made on first use: cancelled when the incarnation is,
     /// and the incarnation's task watches it (so cancelling it cancels the node). Making it
     /// wakes the task, which then starts watching it.

@@ -393,14 +393,10 @@ impl Builder {
             self.propagate_panics,
             log_tree,
         ));
-        let (effects, finished) = {
-            let mut tree = shared.tree();
-            let effects = tree.start_root(Arc::new(root), root_policy);
-            let finished = self.cancel_token.is_some().then(|| tree.watch_finished());
-            (effects, finished)
-        };
-        if let (Some(parent), Some(finished)) = (self.cancel_token, finished) {
-            shared.watch_token(parent, finished);
+        let effects = shared.tree().start_root(Arc::new(root), root_policy);
+        // Before the root's task is spawned, so that the tree is not finished meanwhile.
+        if let Some(parent) = self.cancel_token {
+            shared.watch_token(parent);
         }
         shared.apply(effects);
         Ok(Supervisor { shared })

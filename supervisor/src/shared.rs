@@ -321,11 +321,8 @@ impl Shared {
     /// watch ends then, or when the tree has finished by itself, so that `wait` outlasts it.
     /// (The supervisor's token is a child of it, and tells `Supervisor::is_cancelled` at
     /// once; the nodes' cancellations are the tree's, which only this tells.)
-    pub(crate) fn watch_token(
-        self: &Arc<Self>,
-        parent: CancellationToken,
-        finished: CancellationToken,
-    ) {
+    pub(crate) fn watch_token(self: &Arc<Self>, parent: CancellationToken) {
+        let finished = self.tree().watch_builder_token();
         self.external.store(true, Ordering::Release);
         let shared = self.clone();
         // Counted: between the token's cancellation and the tree's the supervisor has work
@@ -356,14 +353,13 @@ impl Shared {
         key: Key,
         outcome: Outcome,
         logged: bool,
-        cancelled_itself: bool,
     ) -> Option<Start> {
         let mut effects = {
             let mut tree = self.tree();
             if logged {
                 tree.logged(key);
             }
-            tree.exited(key, outcome, cancelled_itself)
+            tree.exited(key, outcome)
         };
         let own = effects
             .starts

@@ -229,15 +229,8 @@ impl<R: Runnable> RunnableTask<R> {
                 ),
             },
         };
-        let cancel = incarnation.cancel();
-        let cancelled_itself = !cancel.is_marked() && cancel.token_cancelled();
         this.owner.close();
-        let restart = shared.exited(
-            incarnation.key(),
-            outcome,
-            incarnation.has_logged(),
-            cancelled_itself,
-        );
+        let restart = shared.exited(incarnation.key(), outcome, incarnation.has_logged());
         this.owner.finish();
         Poll::Ready(restart)
     }

@@ -105,10 +105,6 @@ pub(crate) struct Tree {
     watching: bool,
     /// Whether a dynamic group exists, whose finished children leave the tree.
     dynamic: bool,
-    /// Whether the supervisor's token is a child of one given to the builder, which its
-    /// holder may cancel at any time: the tree then checks the token on each exit, so that
-    /// an exit before the token's watch has run is taken for what it is.
-    external: bool,
     /// Whether tasks register an [`Abort`] once cancelled: set for good by the first
     /// shutdown policy other than the default, or the first ordered group.
     register_all: bool,
@@ -121,7 +117,8 @@ pub(crate) struct Tree {
     /// The supervisor's own token, cancelled with the tree (by `cancel_all`).
     token: CancellationToken,
     /// The supervisor's cancellation: the root's parent, whose cancellation the root
-    /// inherits, and which the root's backoff timer waits on.
+    /// inherits, and which the root's backoff timer waits on. Its handed-out token is the
+    /// supervisor's token when a builder's token is its parent (see `watch_builder_token`).
     top: Arc<Cancel>,
     /// When the whole tree was cancelled (through the supervisor's handle, the token given
     /// to the builder, or by giving up), on the tree's clock; 0 if it was not.
@@ -156,7 +153,6 @@ impl Tree {
             finished: CancellationToken::new(),
             watching: false,
             dynamic: false,
-            external: false,
             register_all: false,
             aborts: FastMap::default(),
             metrics,
@@ -386,22 +382,12 @@ impl Tree {
     }
 
     /// Records that the task of `key` has ended, and restarts what that makes restartable.
-    /// `cancelled_itself` if its task found the incarnation's handed-out token cancelled,
-    /// and had not told the tree yet.
-    pub(crate) fn exited(&mut self, key: Key, outcome: Outcome, cancelled_itself: bool) -> Effects {
+    pub(crate) fn exited(&mut self, key: Key, outcome: Outcome) -> Effects {
         let mut effects = Effects::default();
         if self.current(key).is_none() {
             return effects;
         }
-        // The builder's token was cancelled and its watch has not told the tree yet: the
-        // tree is cancelled as of now, as it would have been a moment later.
-        if self.external && !self.top.is_marked() && self.token.is_cancelled() {
-            self.cancel_all(&mut effects);
-        }
-        if cancelled_itself {
-            self.cancel_subtree(key.id, &mut effects);
-        }
-        self.ancestors_cancelled_themselves(key.id, &mut effects);
+        self.catch_up_tokens(key.id, &mut effects);
         let node = self.node(key.id);
         debug_assert!(node.running, "{} exited twice", node.dn);
         let cancelled = node.cancel.is_marked();
@@ -531,31 +517,38 @@ impl Tree {
         self.finish(effects)
     }
 
-    /// Something outside the tree waits for `finished` (the watch of a token given to the
-    /// builder), which the tree returns. Asked once the root has started: an empty tree
+    /// The supervisor's token is the child of one given to the builder, which its holder
+    /// may cancel at any time: the supervisor's level takes it as its handed-out token (see
+    /// [`catch_up_tokens`](Tree::catch_up_tokens)), and the token's watch waits for
+    /// `finished`, which this returns. Asked once the root has started: an empty tree
     /// counts as finished.
-    pub(crate) fn watch_finished(&mut self) -> CancellationToken {
+    pub(crate) fn watch_builder_token(&mut self) -> CancellationToken {
+        self.top.adopt(self.token.clone());
         self.watching = true;
-        self.external = true;
         self.finished.clone()
     }
 
-    /// An ancestor of `id` whose handed-out token was cancelled, and whose task has not
-    /// told the tree yet, cancelled itself as of now: its subtree inherits it before `id`'s
-    /// exit is read, as it would have from a token tree. (Only an ancestor that handed out
-    /// a token costs more than a load.)
-    fn ancestors_cancelled_themselves(&mut self, id: NodeId, effects: &mut Effects) {
-        let mut cur = self.node(id).parent;
-        while let Some(p) = cur {
-            let cancel = &self.node(p).cancel;
+    /// Catches the tree up with the handed-out tokens on the way from `id` to the top: the
+    /// lowest one cancelled whose cancellation the tree has not been told of yet (the
+    /// node's task, or the builder token's watch, tells it a moment later) is made now, so
+    /// that what `id` does next is read as a token tree would have had it — an exit as a
+    /// cancelled one, a failure as not a new one. Only a node that handed out a token costs
+    /// more than a load.
+    fn catch_up_tokens(&mut self, id: NodeId, effects: &mut Effects) {
+        let mut cur = Some(id);
+        while let Some(c) = cur {
+            let cancel = &self.node(c).cancel;
             if cancel.is_marked() {
                 return;
             }
             if cancel.token_cancelled() {
-                self.cancel_subtree(p, effects);
+                self.cancel_subtree(c, effects);
                 return;
             }
-            cur = self.node(p).parent;
+            cur = self.node(c).parent;
+        }
+        if !self.top.is_marked() && self.top.token_cancelled() {
+            self.cancel_all(effects);
         }
     }
 
@@ -565,7 +558,7 @@ impl Tree {
     pub(crate) fn cancelled_itself(&mut self, key: Key) -> Effects {
         let mut effects = Effects::default();
         if self.current(key).is_some() {
-            self.cancel_subtree(key.id, &mut effects);
+            self.catch_up_tokens(key.id, &mut effects);
         }
         self.finish(effects)
     }
@@ -819,7 +812,7 @@ mod tests {
     #[test]
     fn a_failure_cancels_the_group_and_each_member_restarts_once_it_returned() {
         let (mut tree, _root, a, b) = with_pair();
-        let effects = tree.exited(a.key, failed("returned error: boom"), false);
+        let effects = tree.exited(a.key, failed("returned error: boom"));
         assert!(
             matches!(
                 &effects.notes[..],
@@ -835,7 +828,7 @@ mod tests {
         assert!(effects.starts.is_empty());
         assert!(b.cancel.is_marked());
         // The cancelled sibling starts again at once when it returns.
-        let effects = tree.exited(b.key, Outcome::Returned(Ok(())), false);
+        let effects = tree.exited(b.key, Outcome::Returned(Ok(())));
         assert!(effects.timers.is_empty());
         assert_eq!(&*only_start(effects).dn, "root.b");
         assert_eq!(tree.states()["root.a"], NodeState::Dead);
@@ -845,8 +838,8 @@ mod tests {
     #[test]
     fn a_context_is_stale_once_its_restart_is_decided() {
         let (mut tree, _root, a, b) = with_pair();
-        drop(tree.exited(a.key, failed("x"), false));
-        drop(tree.exited(b.key, Outcome::Returned(Ok(())), false));
+        drop(tree.exited(a.key, failed("x")));
+        drop(tree.exited(b.key, Outcome::Returned(Ok(()))));
         assert!(matches!(
             tree.reserve_sub_logger(a.key, "y"),
             Err(RunError::Stale { .. })
@@ -858,7 +851,8 @@ mod tests {
     #[test]
     fn a_node_that_cancelled_itself_waits_out_its_backoff() {
         let (mut tree, _root, a, _b) = with_pair();
-        let effects = tree.exited(a.key, Outcome::Returned(Ok(())), true);
+        a.cancel.token(&Activity::default()).cancel();
+        let effects = tree.exited(a.key, Outcome::Returned(Ok(())));
         assert_eq!(tree.states()["root.a"], NodeState::Canceled);
         assert!(effects.starts.is_empty());
         assert_eq!(
@@ -873,10 +867,10 @@ mod tests {
         let (mut tree, root, a, b) = with_pair();
         // The root fails, which cancels its children; once they have returned it is
         // restarted and they are forgotten, their runnables handed out to be dropped.
-        drop(tree.exited(root.key, failed("root failed"), false));
+        drop(tree.exited(root.key, failed("root failed")));
         assert!(a.cancel.is_marked() && b.cancel.is_marked());
-        drop(tree.exited(a.key, Outcome::Returned(Ok(())), false));
-        let effects = tree.exited(b.key, Outcome::Returned(Ok(())), false);
+        drop(tree.exited(a.key, Outcome::Returned(Ok(()))));
+        let effects = tree.exited(b.key, Outcome::Returned(Ok(())));
         let mut forgotten: Vec<&str> = effects.forgotten.iter().map(|f| &*f.dn).collect();
         forgotten.sort_unstable();
         assert_eq!(forgotten, ["root.a", "root.b"], "{:?}", effects.notes);
@@ -889,7 +883,7 @@ mod tests {
         let root = root_of(&mut tree);
         cancel_all(&mut tree);
         tokio::time::advance(Duration::from_millis(1500)).await;
-        let effects = tree.exited(root.key, Outcome::Returned(Ok(())), false);
+        let effects = tree.exited(root.key, Outcome::Returned(Ok(())));
         assert!(
             matches!(
                 &effects.notes[..],
@@ -930,7 +924,7 @@ mod tests {
         tree.cancel_all(&mut again);
         assert!(again.fired.is_empty(), "nothing is marked twice");
         // An exit now restarts nothing.
-        let effects = tree.exited(a.key, ok(), false);
+        let effects = tree.exited(a.key, ok());
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
         assert_eq!(tree.states()["root.a"], NodeState::Canceled);
     }
@@ -955,12 +949,12 @@ mod tests {
     #[test]
     fn rest_for_one_restarts_the_failed_member_and_those_after_it() {
         let (mut tree, [a, b, c]) = three(policy(Strategy::RestForOne, false));
-        let effects = tree.exited(b.key, failed("b failed"), false);
+        let effects = tree.exited(b.key, failed("b failed"));
         assert_eq!(effects.timers.len(), 1, "the failed one after its backoff");
         assert_eq!(effects.timers[0].key, b.key);
         assert!(!a.cancel.is_marked(), "earlier members keep running");
         assert!(c.cancel.is_marked());
-        let effects = tree.exited(c.key, ok(), false);
+        let effects = tree.exited(c.key, ok());
         assert_eq!(dns(&effects), ["root.c"], "the later one at once");
     }
 
@@ -974,9 +968,9 @@ mod tests {
             &[("a", Restart::Permanent), ("t", Restart::Temporary)],
             GroupPolicy::default(),
         );
-        drop(tree.exited(a.key, failed("a failed"), false));
+        drop(tree.exited(a.key, failed("a failed")));
         assert!(t.cancel.is_marked());
-        let effects = tree.exited(t.key, ok(), false);
+        let effects = tree.exited(t.key, ok());
         assert!(effects.starts.is_empty());
         assert!(
             effects
@@ -1004,11 +998,11 @@ mod tests {
             GroupPolicy::default(),
         );
         // A transient node returning Ok ends normally: Done, nothing cancelled.
-        let effects = tree.exited(tr.key, ok(), false);
+        let effects = tree.exited(tr.key, ok());
         assert!(effects.notes.is_empty() && effects.starts.is_empty());
         assert_eq!(tree.states()["root.tr"], NodeState::Done);
         // A temporary node's failure is its own: Dead, logged, no sibling cancelled.
-        let effects = tree.exited(te.key, failed("te failed"), false);
+        let effects = tree.exited(te.key, failed("te failed"));
         assert!(matches!(&effects.notes[0], Note::Failed { dn, .. } if &**dn == "root.te"));
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
         assert_eq!(tree.states()["root.te"], NodeState::Dead);
@@ -1031,7 +1025,7 @@ mod tests {
         };
         let started = tree.run_group(root.key, &members, None, policy).unwrap();
         let a = started.starts.into_iter().next().unwrap();
-        let effects = tree.exited(a.key, failed("returned error: boom"), false);
+        let effects = tree.exited(a.key, failed("returned error: boom"));
         let reasons: Vec<_> = effects
             .notes
             .iter()
@@ -1054,7 +1048,7 @@ mod tests {
     fn the_root_over_the_builder_intensity_gives_the_tree_up() {
         let (mut tree, token) = tree_with(Some(Intensity::new(0, Duration::from_secs(1)).unwrap()));
         let root = root_of(&mut tree);
-        let effects = tree.exited(root.key, failed("returned error: no"), false);
+        let effects = tree.exited(root.key, failed("returned error: no"));
         assert!(effects.starts.is_empty() && effects.timers.is_empty());
         assert!(token.is_cancelled());
         let reason = tree.gave_up().expect("gave up");
@@ -1071,15 +1065,15 @@ mod tests {
             !a.cancel.is_marked(),
             "its own cancellation, not inherited from the root"
         );
-        drop(tree.exited(a.key, failed("a failed"), false));
+        drop(tree.exited(a.key, failed("a failed")));
         assert!(
             c.cancel.is_marked() && !b.cancel.is_marked(),
             "the last first"
         );
-        let effects = tree.exited(c.key, ok(), false);
+        let effects = tree.exited(c.key, ok());
         assert!(effects.starts.is_empty());
         assert!(b.cancel.is_marked(), "then the one before it");
-        let effects = tree.exited(b.key, ok(), false);
+        let effects = tree.exited(b.key, ok());
         assert_eq!(
             dns(&effects),
             ["root.b", "root.c"],
@@ -1103,7 +1097,7 @@ mod tests {
         assert!(!a.cancel.is_marked() && !b.cancel.is_marked());
         drop(tree.parent_cancelled(root.key, 0));
         assert!(b.cancel.is_marked() && !a.cancel.is_marked());
-        drop(tree.exited(b.key, ok(), false));
+        drop(tree.exited(b.key, ok()));
         assert!(a.cancel.is_marked());
     }
 
@@ -1129,8 +1123,9 @@ mod tests {
             .unwrap();
         drop(tree.signal(mid.key, Signal::Healthy));
         drop(tree.signal(mid.key, Signal::Done));
-        drop(tree.exited(mid.key, ok(), false));
-        let effects = tree.exited(a.key, ok(), true);
+        drop(tree.exited(mid.key, ok()));
+        a.cancel.token(&Activity::default()).cancel();
+        let effects = tree.exited(a.key, ok());
         assert_eq!(tree.states()["root.mid"], NodeState::Dead);
         assert!(
             !tree.states().contains_key("root.mid.a"),

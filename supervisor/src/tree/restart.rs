@@ -84,12 +84,7 @@ impl Tree {
         });
         // The failure is written at its DN too.
         self.mark_logged(id);
-        // A cancellation through a handed-out token (its own or an ancestor's) that the
-        // tree has not been told of yet counts as made: the failure is then not a new one.
-        if self.node(id).cancel.token_cancelled() {
-            self.cancel_subtree(id, effects);
-        }
-        self.ancestors_cancelled_themselves(id, effects);
+        self.catch_up_tokens(id, effects);
         let node = self.node_mut(id);
         if node.cancel.is_marked() {
             return Vec::new();
