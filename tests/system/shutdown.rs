@@ -185,32 +185,32 @@ async fn a_cancellation_landing_after_the_runnable_was_polled_still_reaches_it()
     assert_eq!(state(&probe, "root.late"), NodeState::Canceled);
 }
 
-/// `ctx.cancelled()` awaited in another task, from a clone of the context, is woken there.
+/// `ctx.cancelled()` awaited in another task, from a clone of the context, is woken there:
+/// it is waiting (polled, pending) in that task before the tree is cancelled.
 #[tokio::test(start_paused = true)]
 async fn a_context_cancelled_awaited_in_another_task_is_woken() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let sup = Supervisor::new(tree(move |ctx| {
-        let tx = tx.clone();
+        let events = events.clone();
         ctx.run("a", move |ctx: Context| {
-            let tx = tx.lock().unwrap().take();
-            async move {
-                let watcher = ctx.clone();
-                let watched = tokio::spawn(async move { watcher.cancelled().await });
-                ctx.signal(Signal::Healthy);
-                if let Some(tx) = tx {
-                    let _ = tx.send(watched);
-                }
-                ctx.cancelled().await;
-                Ok(())
-            }
+            let (events, watcher) = (events.clone(), ctx.clone());
+            tokio::spawn(async move {
+                let mut cancelled = std::pin::pin!(watcher.cancelled());
+                let pending = std::future::poll_fn(|cx| {
+                    Poll::Ready(cancelled.as_mut().poll(cx).is_pending())
+                })
+                .await;
+                let _ = events.send(if pending { "waiting" } else { "not waiting" });
+                cancelled.await;
+                let _ = events.send("woken");
+            });
+            serve(ctx)
         })
     }));
-    let watched = rx.await.unwrap();
-    sup.settled().await;
-    assert!(!watched.is_finished());
+    assert_eq!(seen.recv().await, Some("waiting"));
     sup.cancel();
-    watched.await.unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(1), seen.recv()).await;
+    assert_eq!(woken, Ok(Some("woken")), "woken by the cancellation");
     sup.wait().await;
 }
 
@@ -345,25 +345,22 @@ async fn a_child_returning_on_its_parents_cancelled_token_is_canceled() {
 /// A token asked for once the context is cancelled is born cancelled.
 #[tokio::test(start_paused = true)]
 async fn a_token_handed_out_after_the_cancellation_is_cancelled() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
     let sup = Supervisor::new(tree(move |ctx| {
-        let tx = tx.clone();
+        let answers = answers.clone();
         ctx.run("late", move |ctx: Context| {
-            let tx = tx.lock().unwrap().take();
+            let answers = answers.clone();
             async move {
                 ctx.signal(Signal::Healthy);
                 ctx.cancelled().await;
-                if let Some(tx) = tx {
-                    let _ = tx.send(ctx.cancellation_token().is_cancelled());
-                }
+                let _ = answers.send(ctx.cancellation_token().is_cancelled());
                 Ok(())
             }
         })
     }));
     sup.settled().await;
     sup.cancel();
-    assert!(rx.await.unwrap());
+    assert_eq!(answered.recv().await, Some(true));
     sup.wait().await;
 }
 
@@ -494,10 +491,10 @@ impl Drop for CountAlive {
     }
 }
 
-/// `cancel` cancels the root's token a moment before the supervisor's. On two workers, with
-/// children returning while others are still being told, nothing is restarted and every
-/// child ends `Canceled`. (An exit landing exactly between the two cancellations is pinned
-/// by the tree's unit test `an_exit_between_the_roots_cancel_and_the_supervisors_…`.)
+/// On two workers, with children returning while others are still being woken by the
+/// tree's cancellation, nothing is restarted and every child ends `Canceled`. (The tree's
+/// side, marking everything in one pass before any wake, is pinned by the tree's unit test
+/// `cancelling_the_tree_marks_what_inherits_and_not_ordered_members`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_returning_as_the_tree_is_cancelled_is_never_restarted() {
     for _ in 0..10 {
