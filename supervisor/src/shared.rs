@@ -53,8 +53,9 @@ pub(crate) struct Shared {
     tree: Mutex<Tree>,
     /// The supervisor's token: cancelled with the tree.
     pub(crate) token: CancellationToken,
-    /// Whether `token` is the child of one given to the builder (see `watch_token`).
-    external: AtomicBool,
+    /// The tree's supervisor level (`Tree::top`), read without the lock: its handed-out
+    /// token is the supervisor's when a builder's token is its parent.
+    top: Arc<Cancel>,
     /// Every task the supervisor spawns, so that `wait` can outlast them all.
     pub(crate) tracker: TaskTracker,
     /// The runtime the supervisor was started on. Every task is spawned here, whichever
@@ -84,10 +85,11 @@ impl Shared {
             log_tree.clone(),
             log_tree.meta_of_node(&Arc::from("supervisor")),
         );
+        let top = tree.top().clone();
         Shared {
             tree: Mutex::new(tree),
             token,
-            external: AtomicBool::new(false),
+            top,
             tracker: TaskTracker::new(),
             runtime,
             poisoned: AtomicBool::new(false),
@@ -323,7 +325,6 @@ impl Shared {
     /// once; the nodes' cancellations are the tree's, which only this tells.)
     pub(crate) fn watch_token(self: &Arc<Self>, parent: CancellationToken) {
         let finished = self.tree().watch_builder_token();
-        self.external.store(true, Ordering::Release);
         let shared = self.clone();
         // Counted: between the token's cancellation and the tree's the supervisor has work
         // to do, which `settled` must see.
@@ -338,7 +339,7 @@ impl Shared {
     /// Whether the token given to the builder, if any, was cancelled: a context reads it
     /// at once, before the token's watch has cancelled the tree.
     pub(crate) fn external_cancelled(&self) -> bool {
-        self.external.load(Ordering::Acquire) && self.token.is_cancelled()
+        self.top.token_cancelled()
     }
 
     /// Records how the task of `key` ended and restarts what that makes restartable;

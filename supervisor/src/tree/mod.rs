@@ -517,6 +517,11 @@ impl Tree {
         self.finish(effects)
     }
 
+    /// The supervisor's level (see `top`).
+    pub(crate) fn top(&self) -> &Arc<Cancel> {
+        &self.top
+    }
+
     /// The supervisor's token is the child of one given to the builder, which its holder
     /// may cancel at any time: the supervisor's level takes it as its handed-out token (see
     /// [`catch_up_tokens`](Tree::catch_up_tokens)), and the token's watch waits for
