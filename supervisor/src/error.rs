@@ -1,5 +1,6 @@
 //! Errors the supervisor hands to callers, and the reasons it records when a node fails.
 
+use std::cell::RefCell;
 use std::error::Error as StdError;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -459,17 +460,40 @@ impl ReturnedError {
 }
 
 /// `returned error: <error>: <source>: …`.
+///
+/// Written into a buffer this thread keeps, so that a failure costs one allocation, the
+/// shared text itself, not a growing `String` copied into it. (Should a `Display` have
+/// another error's text made while it writes, that one finds the buffer taken and uses one
+/// of its own.)
 fn error_text(error: &(dyn StdError + 'static)) -> Arc<str> {
-    use fmt::Write as _;
-    // Most reasons fit: one allocation for the text instead of one per doubling.
-    let mut text = String::with_capacity(96);
-    let _ = write!(text, "returned error: {error}");
-    let mut source = error.source();
-    while let Some(s) = source {
-        let _ = write!(text, ": {s}");
-        source = s.source();
+    thread_local! {
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
     }
-    text.into()
+    /// What the buffer may keep between failures: one huge error does not stay resident.
+    const KEPT: usize = 4096;
+    fn write(text: &mut String, error: &(dyn StdError + 'static)) -> Arc<str> {
+        use fmt::Write as _;
+        text.clear();
+        let _ = write!(text, "returned error: {error}");
+        let mut source = error.source();
+        while let Some(s) = source {
+            let _ = write!(text, ": {s}");
+            source = s.source();
+        }
+        Arc::from(text.as_str())
+    }
+    let kept = TEXT.try_with(|buffer| {
+        let mut text = buffer.try_borrow_mut().ok()?;
+        let shared = write(&mut text, error);
+        if text.capacity() > KEPT {
+            *text = String::new();
+        }
+        Some(shared)
+    });
+    // Taken, or this thread is exiting.
+    kept.ok()
+        .flatten()
+        .unwrap_or_else(|| write(&mut String::new(), error))
 }
 
 /// Drops `value`, which is the user's, catching a panic of its `Drop`: that panic's message.

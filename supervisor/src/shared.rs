@@ -45,7 +45,7 @@ use crate::activity::{Activity, Counted};
 use crate::cancel::Cancel;
 use crate::error::drop_guarded;
 use crate::lock::lock;
-use crate::logtree::{LogTree, Logger, Severity};
+use crate::logtree::{LogTree, Logger, Parts, Severity};
 use crate::name::in_subtree;
 use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Tree, Watch};
 
@@ -235,15 +235,16 @@ impl Shared {
             removed,
         } = forgotten;
         if let Some(message) = drop_guarded(runnable) {
-            let text =
-                format!("the runnable of forgotten node {dn} panicked when dropped: {message}");
+            let text = Parts::from(format!(
+                "the runnable of forgotten node {dn} panicked when dropped: {message}"
+            ));
             let now = SystemTime::now();
             if !removed {
                 self.log_tree
-                    .log_text(&dn, Severity::Error, text.clone(), now);
+                    .log_parts(&dn, Severity::Error, text.clone(), now);
             }
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
-            self.log.log_text(Severity::Error, text, now);
+            self.log.log_parts(Severity::Error, text, now);
         }
     }
 
@@ -409,29 +410,33 @@ impl Shared {
     /// span, for the application's own subscriber. (Writing to the tree directly keeps the
     /// event from being routed there a second time.)
     fn log(&self, note: &Note, now: SystemTime, left: &[Arc<str>]) {
-        let (dn, text) = match note {
+        // The notes of a restart keep the DN and the reason they share with the tree, not
+        // texts of their own (see `Parts`); the others are rare.
+        let (dn, text): (_, Parts) = match note {
             Note::Failed { dn, reason, .. } => {
                 if !left.iter().any(|top| in_subtree(top, dn)) {
-                    self.log_tree
-                        .log_text(dn, Severity::Error, reason.to_string(), now);
+                    let reason = Parts::shared(reason.clone());
+                    self.log_tree.log_parts(dn, Severity::Error, reason, now);
                 }
-                (dn, [&**dn, " failed: ", reason].concat())
+                let text = Parts::new(&["", " failed: ", ""], dn.clone(), Some(reason.clone()));
+                (dn, text)
             }
             Note::Restarting { dn, delay } if delay.is_zero() => {
-                (dn, ["restarting ", &**dn].concat())
+                (dn, Parts::new(&["restarting ", "", ""], dn.clone(), None))
             }
-            Note::Restarting { dn, delay } => {
-                (dn, format!("restarting {dn} after a backoff of {delay:?}"))
-            }
+            Note::Restarting { dn, delay } => (
+                dn,
+                format!("restarting {dn} after a backoff of {delay:?}").into(),
+            ),
             Note::RestartDropped { dn } => (
                 dn,
-                format!("dropped the pending restart of {dn}: its parent was cancelled"),
+                format!("dropped the pending restart of {dn}: its parent was cancelled").into(),
             ),
-            Note::NotRestarted { dn, why } => (dn, format!("not restarting {dn}: {why}")),
+            Note::NotRestarted { dn, why } => (dn, format!("not restarting {dn}: {why}").into()),
             Note::GaveUp { reason } => {
                 let text = format!("the tree gave up, shutting down: {reason}");
                 tracing::error!(target: "supervisor", parent: None, "{text}");
-                self.log.log_text(Severity::Error, text, now);
+                self.log.log_parts(Severity::Error, text.into(), now);
                 return;
             }
             Note::SinkPanicked { dn, state, message } => (
@@ -444,15 +449,16 @@ impl Shared {
                     None => {
                         format!("a metrics sink panicked when told {dn} left the tree: {message}")
                     }
-                },
+                }
+                .into(),
             ),
         };
         if let Note::Failed { .. } | Note::SinkPanicked { .. } = note {
             tracing::error!(target: "supervisor", parent: None, %dn, "{text}");
-            self.log.log_text(Severity::Error, text, now);
+            self.log.log_parts(Severity::Error, text, now);
         } else {
             tracing::info!(target: "supervisor", parent: None, %dn, "{text}");
-            self.log.log_text(Severity::Info, text, now);
+            self.log.log_parts(Severity::Info, text, now);
         }
     }
 }

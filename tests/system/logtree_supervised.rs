@@ -393,3 +393,47 @@ async fn a_global_filter_starves_the_log_tree_and_a_per_layer_filter_does_not() 
         shut_down(sup).await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_notes_follow_the_trees_message_rules_in_the_backlog_and_the_stream() {
+    // The notes are kept as the pieces they are made of (the DN, the reason): they must
+    // still be trimmed and cut as every other message, and read the same everywhere.
+    let log = LogTree::builder().max_message_bytes(24).build().unwrap();
+    let mut said = log
+        .read("", ReadOptions::new().stream().with_children())
+        .unwrap();
+    let sup = Supervisor::builder()
+        .log_tree(log.clone())
+        .start(tree(|ctx| {
+            ctx.run("bad", |_ctx: Context| async {
+                Err::<(), _>("boom\n\n".into())
+            })
+        }));
+    let stream = said.stream.as_mut().unwrap();
+    let mut streamed = Vec::new();
+    while streamed.len() < 2 {
+        if let Some(supervisor::logtree::Streamed::Entry(e)) = stream.next().await
+            && e.leveled().is_some_and(|l| l.severity() == Severity::Error)
+        {
+            streamed.push(e);
+        }
+    }
+    let at_node = &streamed[0];
+    assert_eq!(at_node.dn(), "root.bad");
+    assert_eq!(at_node.message(), "returned error: boom");
+    assert_eq!(at_node.leveled().unwrap().original_len(), None);
+    let at_supervisor = &streamed[1];
+    assert_eq!(at_supervisor.dn(), "supervisor");
+    assert_eq!(at_supervisor.message(), "root.bad failed: returne");
+    let full = "root.bad failed: returned error: boom".len();
+    assert_eq!(at_supervisor.leveled().unwrap().original_len(), Some(full));
+    // The backlog holds the same entries, text for text.
+    for e in &streamed {
+        let kept = entries(&log, e.dn())
+            .into_iter()
+            .find(|k| k.seq() == e.seq())
+            .expect("retained");
+        assert_eq!(kept.to_string(), e.to_string());
+    }
+    shut_down(sup).await;
+}

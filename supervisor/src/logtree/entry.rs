@@ -145,12 +145,10 @@ impl Payload {
     /// The bytes an entry accounts for against the global budget: its text plus a fixed
     /// overhead for the bookkeeping around it.
     pub(super) fn cost(&self) -> usize {
-        const OVERHEAD: usize = 96;
-        OVERHEAD
-            + match self {
-                Payload::Leveled(l) => l.message.len() + l.file.len(),
-                Payload::Raw(r) => r.data.len(),
-            }
+        cost_of(match self {
+            Payload::Leveled(l) => l.message.len() + l.file.len(),
+            Payload::Raw(r) => r.data.len(),
+        })
     }
 
     pub(super) fn leveled(&self) -> Option<&LeveledEntry> {
@@ -353,6 +351,13 @@ pub(super) fn truncate(s: &mut String, max: usize) -> Option<usize> {
     }
     s.truncate(cut);
     Some(original)
+}
+
+/// What an entry whose texts take `text_bytes` costs against the budget: a fixed overhead
+/// for the bookkeeping around them, plus the texts.
+pub(super) fn cost_of(text_bytes: usize) -> usize {
+    const OVERHEAD: usize = 96;
+    OVERHEAD + text_bytes
 }
 
 /// Removes leading and trailing newlines, as leveled messages are stored.

@@ -33,7 +33,8 @@ use smallvec::SmallVec;
 
 use tokio::sync::Notify;
 
-use super::entry::{LogEntry, Payload};
+use super::entry::LogEntry;
+use super::parts::Kept;
 use super::reader::{Filter, Streamed};
 
 /// The limits of one log tree.
@@ -59,7 +60,7 @@ pub(super) struct Journal {
 /// A retained entry, in its DN's deque.
 struct Stored {
     seq: u64,
-    payload: Payload,
+    kept: Kept,
 }
 
 /// What a subscription's stream has not read yet.
@@ -155,16 +156,17 @@ impl Journal {
         }
     }
 
-    pub(super) fn append(&mut self, dn: &Arc<str>, payload: Payload) {
+    pub(super) fn append(&mut self, dn: &Arc<str>, kept: Kept) {
         let seq = self.next_seq;
         self.next_seq += 1;
         // One entry for every stream that selects it, made only if one does.
-        let cost = payload.cost();
+        let cost = kept.cost();
+        let severity = kept.severity();
         let mut streamed: Option<LogEntry> = None;
         for sub in self.subscribers.iter().flatten() {
-            if sub.filter.matches(dn, &payload) {
-                let entry =
-                    streamed.get_or_insert_with(|| LogEntry::new(dn.clone(), seq, payload.clone()));
+            if sub.filter.matches(dn, severity) {
+                let entry = streamed
+                    .get_or_insert_with(|| LogEntry::new(dn.clone(), seq, kept.to_payload()));
                 sub.offer(entry, cost, self.limits.global_bytes);
             }
         }
@@ -172,14 +174,14 @@ impl Journal {
             Some(d) => d,
             None => self.dns.entry(dn.clone()).or_default(),
         };
-        deque.push_back(Stored { seq, payload });
+        deque.push_back(Stored { seq, kept });
         self.retained += 1;
         self.bytes += cost;
         if deque.len() > self.limits.per_dn
             && let Some(old) = deque.pop_front()
         {
             self.retained -= 1;
-            self.bytes -= old.payload.cost();
+            self.bytes -= old.kept.cost();
         }
         self.order.push_back((seq, dn.clone()));
         while self.bytes > self.limits.global_bytes && self.evict_oldest() {}
@@ -197,7 +199,7 @@ impl Journal {
             if deque.front().is_some_and(|e| e.seq == seq) {
                 if let Some(old) = deque.pop_front() {
                     self.retained -= 1;
-                    self.bytes -= old.payload.cost();
+                    self.bytes -= old.kept.cost();
                 }
                 if deque.is_empty() {
                     self.dns.remove(&*dn);
@@ -293,7 +295,7 @@ impl Journal {
             while deque.front().is_some_and(|e| e.seq < before) {
                 if let Some(old) = deque.pop_front() {
                     self.retained -= 1;
-                    self.bytes -= old.payload.cost();
+                    self.bytes -= old.kept.cost();
                 }
             }
             if deque.is_empty() {
@@ -339,8 +341,8 @@ impl Journal {
         let selected = deque
             .iter()
             .rev()
-            .filter(|e| e.seq < before && filter.matches(dn, &e.payload))
-            .map(|e| LogEntry::new(dn.clone(), e.seq, e.payload.clone()));
+            .filter(|e| e.seq < before && filter.matches(dn, e.kept.severity()))
+            .map(|e| LogEntry::new(dn.clone(), e.seq, e.kept.to_payload()));
         let mut out: Vec<LogEntry> = match newest {
             Some(n) => selected.take(n).collect(),
             None => selected.collect(),

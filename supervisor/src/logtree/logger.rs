@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use super::entry::{LeveledEntry, Payload, RawEntry, RawStream, Severity, base_name};
 use super::lines::LineBuffer;
+use super::parts::Parts;
 use super::{DnMeta, LogTree};
 
 /// Writes leveled entries at one DN.
@@ -79,12 +80,12 @@ impl Logger {
         self.log(Severity::Fatal, 0, Location::caller(), message);
     }
 
-    /// Logs text already made, without formatting it again, at `timestamp` (entries that
-    /// tell of one event share its time).
+    /// Logs a message made of shared pieces, without formatting it (see
+    /// [`LogTree::log_parts`](super::LogTree::log_parts)), at `timestamp` (entries that tell
+    /// of one event share its time).
     #[track_caller]
-    pub(crate) fn log_text(&self, severity: Severity, message: String, timestamp: SystemTime) {
-        self.tree
-            .log_text(&self.dn.dn, severity, message, timestamp);
+    pub(crate) fn log_parts(&self, severity: Severity, parts: Parts, timestamp: SystemTime) {
+        self.tree.log_parts(&self.dn.dn, severity, parts, timestamp);
     }
 
     /// A verbose logger: it records only if this DN's verbosity

@@ -48,6 +48,7 @@ mod journal;
 pub mod klog;
 mod lines;
 mod logger;
+mod parts;
 mod reader;
 mod route;
 mod time;
@@ -65,6 +66,7 @@ pub use entry::{LeveledEntry, LogEntry, RawEntry, RawStream, Severity};
 pub(crate) use lines::LineBuffer;
 pub use lines::RAW_LINE_MAX;
 pub use logger::{External, Logger, RawLogger, Verbose};
+pub(crate) use parts::Parts;
 pub use reader::{LogReader, LogStream, ReadOptions, Streamed};
 pub use route::LogTreeLayer;
 pub(crate) use route::{RouteTarget, Routing, runnable_span};
@@ -73,6 +75,7 @@ use crate::error::ConfigError;
 use crate::hash::FastMap;
 use crate::name::{NAME_RULE, Shown, is_valid_name};
 use journal::{Journal, Limits};
+use parts::{Assembled, Kept};
 
 /// A log per DN, in memory: see the [module documentation](self).
 ///
@@ -242,21 +245,28 @@ impl LogTree {
     }
 
     fn append(&self, dn: &Arc<str>, payload: entry::Payload) {
-        self.inner.journal().append(dn, payload);
+        self.inner.journal().append(dn, Kept::Whole(payload));
     }
 
-    /// Logs text already made at `dn` (valid, as the caller knows), at verbosity 0 and at
-    /// `timestamp`: no DN metadata is needed for that.
+    /// Logs a message made of shared pieces at `dn` (valid, as the caller knows), at
+    /// verbosity 0 and at `timestamp`: no DN metadata is needed for that, and the pieces are
+    /// kept as they are unless the message must be trimmed or cut (see [`Parts`]).
     #[track_caller]
-    pub(crate) fn log_text(
+    pub(crate) fn log_parts(
         &self,
         dn: &Arc<str>,
         severity: Severity,
-        message: String,
+        parts: Parts,
         timestamp: SystemTime,
     ) {
-        let entry = logger::from_code(severity, 0, Location::caller(), timestamp);
-        self.append_leveled(dn, entry, message);
+        let at = Location::caller();
+        if Assembled::fits(&parts, self.inner.max_message) {
+            let assembled = Assembled::new(severity, timestamp, at, parts);
+            self.inner.journal().append(dn, Kept::Assembled(assembled));
+        } else {
+            let entry = logger::from_code(severity, 0, at, timestamp);
+            self.append_leveled(dn, entry, parts.to_string());
+        }
     }
 
     /// Appends a leveled entry with `message` as stored: leading and trailing newlines

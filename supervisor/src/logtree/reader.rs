@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use super::entry::{LogEntry, Payload, Severity};
+use super::entry::{LogEntry, Severity};
 use super::journal::Subscriber;
 use super::{Inner, LogError};
 use crate::name::in_subtree;
@@ -150,16 +150,17 @@ pub(super) struct Filter {
 }
 
 impl Filter {
-    /// Whether an entry at `dn` with `payload` is selected.
-    pub(super) fn matches(&self, dn: &str, payload: &Payload) -> bool {
+    /// Whether an entry at `dn` is selected: a leveled one of `severity`, or (`None`) a raw
+    /// one.
+    pub(super) fn matches(&self, dn: &str, severity: Option<Severity>) -> bool {
         let dn_ok = if self.with_children {
             in_subtree(&self.dn, dn)
         } else {
             dn == self.dn
         };
         dn_ok
-            && match payload.leveled() {
-                Some(l) => !self.only_raw && self.min_severity.is_none_or(|m| l.severity() >= m),
+            && match severity {
+                Some(s) => !self.only_raw && self.min_severity.is_none_or(|m| s >= m),
                 None => !self.only_leveled,
             }
     }
