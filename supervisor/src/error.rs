@@ -461,39 +461,64 @@ impl ReturnedError {
 
 /// `returned error: <error>: <source>: …`.
 ///
-/// Written into a buffer this thread keeps, so that a failure costs one allocation, the
-/// shared text itself, not a growing `String` copied into it. (Should a `Display` have
-/// another error's text made while it writes, that one finds the buffer taken and uses one
-/// of its own.)
+/// Written into a buffer this thread keeps, so that a failure costs at most one allocation,
+/// the shared text itself, not a growing `String` copied into it; and a text equal to the
+/// last one made on this thread is that one again, so that a node failing the same way in a
+/// loop fills its log with one shared text, not thousands of copies of it. (Should a
+/// `Display` have another error's text made while it writes, that one finds the buffer
+/// taken and uses one of its own.)
 fn error_text(error: &(dyn StdError + 'static)) -> Arc<str> {
     thread_local! {
-        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+        static TEXTS: RefCell<Texts> = const {
+            RefCell::new(Texts { buffer: String::new(), last: None })
+        };
     }
-    /// What the buffer may keep between failures: one huge error does not stay resident.
-    const KEPT: usize = 4096;
-    fn write(text: &mut String, error: &(dyn StdError + 'static)) -> Arc<str> {
-        use fmt::Write as _;
-        text.clear();
-        let _ = write!(text, "returned error: {error}");
-        let mut source = error.source();
-        while let Some(s) = source {
-            let _ = write!(text, ": {s}");
-            source = s.source();
-        }
-        Arc::from(text.as_str())
-    }
-    let kept = TEXT.try_with(|buffer| {
-        let mut text = buffer.try_borrow_mut().ok()?;
-        let shared = write(&mut text, error);
-        if text.capacity() > KEPT {
-            *text = String::new();
+    let shared = TEXTS.try_with(|texts| {
+        let mut texts = texts.try_borrow_mut().ok()?;
+        let Texts { buffer, last } = &mut *texts;
+        write_error(buffer, error);
+        let shared = match last {
+            Some(last) if **last == **buffer => last.clone(),
+            _ => {
+                let shared: Arc<str> = Arc::from(buffer.as_str());
+                *last = (shared.len() <= Texts::KEPT).then(|| shared.clone());
+                shared
+            }
+        };
+        if buffer.capacity() > Texts::KEPT {
+            *buffer = String::new();
         }
         Some(shared)
     });
     // Taken, or this thread is exiting.
-    kept.ok()
-        .flatten()
-        .unwrap_or_else(|| write(&mut String::new(), error))
+    shared.ok().flatten().unwrap_or_else(|| {
+        let mut text = String::new();
+        write_error(&mut text, error);
+        text.into()
+    })
+}
+
+/// What [`error_text`] keeps on each thread.
+struct Texts {
+    buffer: String,
+    last: Option<Arc<str>>,
+}
+
+impl Texts {
+    /// What a thread keeps between failures, of the buffer and of the last text: one huge
+    /// error does not stay resident.
+    const KEPT: usize = 4096;
+}
+
+fn write_error(text: &mut String, error: &(dyn StdError + 'static)) {
+    use fmt::Write as _;
+    text.clear();
+    let _ = write!(text, "returned error: {error}");
+    let mut source = error.source();
+    while let Some(s) = source {
+        let _ = write!(text, ": {s}");
+        source = s.source();
+    }
 }
 
 /// Drops `value`, which is the user's, catching a panic of its `Drop`: that panic's message.
@@ -531,6 +556,26 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text_of(message: &str) -> Arc<str> {
+        let error: crate::Error = message.into();
+        ReturnedError::of(error, false).reason.expect("a failure has a reason")
+    }
+
+    #[test]
+    fn a_failure_like_the_last_shares_its_text() {
+        let first = text_of("disk on fire");
+        let again = text_of("disk on fire");
+        assert_eq!(&*again, "returned error: disk on fire");
+        assert!(Arc::ptr_eq(&first, &again), "a crash loop keeps one text");
+        let other = text_of("disk full");
+        assert_eq!(&*other, "returned error: disk full");
+        assert!(!Arc::ptr_eq(&first, &other));
+        // A huge text is not kept on the thread.
+        let huge = "x".repeat(2 * Texts::KEPT);
+        assert!(!Arc::ptr_eq(&text_of(&huge), &text_of(&huge)));
+        assert_eq!(text_of(&huge).len(), "returned error: ".len() + huge.len());
+    }
 
     #[derive(Debug)]
     struct Wrapped(Cancelled);
