@@ -559,7 +559,9 @@ mod tests {
 
     fn text_of(message: &str) -> Arc<str> {
         let error: crate::Error = message.into();
-        ReturnedError::of(error, false).reason.expect("a failure has a reason")
+        ReturnedError::of(error, false)
+            .reason
+            .expect("a failure has a reason")
     }
 
     #[test]

@@ -93,8 +93,11 @@ impl<R: Runnable> Future for RunnableTask<R> {
     /// runnable may run in the tokio task of its previous incarnation, so
     /// `tokio::task::id()` may repeat; nothing of the supervisor's depends on it.)
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        // Entered once for the poll, whichever incarnations run in it: a crash loop then
+        // swaps only the route.
+        let mut routing = Routing::enter(Some(self.owner.ctx.incarnation()));
         for _ in 0..RESTARTS_PER_POLL {
-            let Some(start) = ready!(self.as_mut().poll_incarnation(cx)) else {
+            let Some(start) = ready!(self.as_mut().poll_incarnation(cx, &routing)) else {
                 return Poll::Ready(());
             };
             let shared = self.owner.ctx.incarnation().shared().clone();
@@ -105,6 +108,7 @@ impl<R: Runnable> Future for RunnableTask<R> {
                 return Poll::Ready(());
             };
             self.set(RunnableTask::new(shared, start, runnable));
+            routing.reroute(self.owner.ctx.incarnation());
             match tokio::task::coop::poll_proceed(cx) {
                 Poll::Ready(restore) => restore.made_progress(),
                 // The budget is spent, and the runtime asked to poll the task again.
@@ -117,17 +121,20 @@ impl<R: Runnable> Future for RunnableTask<R> {
 }
 
 impl<R: Runnable> RunnableTask<R> {
-    /// Polls the current incarnation: `Ready(Some(start))` when it has ended and its node
-    /// restarts at once, as `start`.
-    fn poll_incarnation(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Start>> {
+    /// Polls the current incarnation, with its events routed by `routing`:
+    /// `Ready(Some(start))` when it has ended and its node restarts at once, as `start`.
+    fn poll_incarnation(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        routing: &Routing,
+    ) -> Poll<Option<Start>> {
         let mut this = self.project();
         let incarnation = this.owner.ctx.incarnation();
         let shared = incarnation.shared();
         incarnation
             .task_wake()
             .begin_poll(&shared.activity, cx.waker());
-        let routing = Routing::enter(Some(incarnation));
-        let span = this.owner.ctx.span_to_enter(&routing);
+        let span = this.owner.ctx.span_to_enter(routing);
         // Dropped before the routing, when the poll returns or the runnable has ended.
         let deferring = Deferring::begin();
         let mut tracked = TaskContext::from_waker(this.waker);

@@ -290,3 +290,64 @@ async fn a_restarted_incarnation_is_not_polled_again_by_its_predecessors_end() {
     );
     shut_down(sup).await;
 }
+
+/// A crash loop runs its incarnations in one task, several in a poll: each one's `tracing`
+/// events land at the node's DN as its own, under every kind of application subscriber
+/// (none, one with the log tree's layer, one without it).
+#[tokio::test(start_paused = true)]
+async fn the_incarnations_of_a_crash_loop_each_log_at_their_dn() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    for subscriber in ["none", "with the layer", "without the layer"] {
+        let _guard = match subscriber {
+            "none" => None,
+            "with the layer" => Some(crate::support::capture().1),
+            _ => Some(crate::support::capture_without_layer().1),
+        };
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let a = attempts.clone();
+        let sup = Supervisor::builder()
+            .backoff(supervisor::Backoff::none())
+            .start(tree(move |ctx| {
+                let a = a.clone();
+                ctx.run("crash", move |ctx: Context| {
+                    let n = a.fetch_add(1, Ordering::Relaxed);
+                    async move {
+                        tracing::info!("attempt {n}");
+                        if n < 5 {
+                            return Err("crash".into());
+                        }
+                        ctx.signal(Signal::Healthy);
+                        ctx.cancelled().await;
+                        Ok(())
+                    }
+                })
+            }));
+        sup.settled().await;
+        tracing::info!("outside any runnable");
+        let said: Vec<String> = crate::support::texts(&sup.log_tree(), "root.crash")
+            .into_iter()
+            .filter(|m| !m.starts_with("returned error"))
+            .collect();
+        let expected: Vec<String> = (0..=5).map(|n| format!("attempt {n}")).collect();
+        assert_eq!(said, expected, "with {subscriber}");
+        let everywhere = sup
+            .log_tree()
+            .read(
+                "",
+                supervisor::logtree::ReadOptions::new()
+                    .backlog_all()
+                    .with_children(),
+            )
+            .unwrap()
+            .backlog;
+        assert!(
+            !everywhere
+                .iter()
+                .any(|e| e.message() == "outside any runnable"),
+            "with {subscriber}: the routing ended with the poll"
+        );
+        shut_down(sup).await;
+    }
+}

@@ -408,6 +408,19 @@ impl Routing {
         }
     }
 
+    /// Routes to `route` from now on, in place of the route entered with: for the next
+    /// incarnation run in the same poll.
+    pub(crate) fn reroute<R: RouteTarget>(&mut self, route: &Arc<R>) {
+        if self._guard.is_some() {
+            let route: Arc<dyn RouteTarget> = route.clone();
+            let previous = CURRENT.with(|c| c.replace(Some(route)));
+            // What was current before the first route stays what the drop restores.
+            if self.previous.is_none() {
+                self.previous = Some(previous);
+            }
+        }
+    }
+
     /// [`enter`](Routing::enter) outside any runnable: for making a runnable's span.
     pub(crate) fn enter_without_route() -> Routing {
         Routing::enter::<Route>(None)
