@@ -218,8 +218,16 @@ impl TaskWake {
     /// cancellation wakes the task through this accounting. Passed on, that wake would have
     /// the runtime poll the task again for nothing — by then the task is often running the
     /// node's next incarnation, restarted in it at once.
+    ///
+    /// It also lets go of the runtime's waker, which nothing uses from here on: held, it
+    /// would keep the ended task's memory allocated for as long as the tree keeps the
+    /// incarnation's cancellation — for a node that ended `Done` and is not restarted,
+    /// until it leaves the tree.
     pub(crate) fn close(&self) -> bool {
-        self.scheduled.swap(true, Ordering::SeqCst)
+        let woken = self.scheduled.swap(true, Ordering::SeqCst);
+        let runtime = lock(&self.runtime).take();
+        drop(runtime);
+        woken
     }
 
     /// Called once the task's exit is told: releases the poll's unit and the wake that
@@ -232,11 +240,14 @@ impl TaskWake {
     }
 
     /// Called when the task is dropped without finishing (its runtime is shutting down):
-    /// releases a pending wake, outside any poll.
+    /// releases a pending wake, outside any poll, and lets go of the runtime's waker as
+    /// [`close`](TaskWake::close) does.
     pub(crate) fn abandon(&self, activity: &Activity) {
         if self.scheduled.swap(true, Ordering::SeqCst) {
             activity.leave();
         }
+        let runtime = lock(&self.runtime).take();
+        drop(runtime);
     }
 
     /// A wake from one of the futures the task polls. Only the first wake since the last
@@ -351,6 +362,32 @@ mod tests {
 
     fn polled(settled: std::pin::Pin<&mut impl Future<Output = ()>>) -> Poll<()> {
         settled.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Once closed, the accounting holds no waker of the runtime's: the ended task's memory
+    /// is not kept alive by the tree, which keeps the cancellation the accounting is in.
+    #[test]
+    fn a_closed_task_lets_go_of_its_runtime_waker() {
+        struct Runtime;
+        impl std::task::Wake for Runtime {
+            fn wake(self: Arc<Self>) {}
+        }
+        let runtime = Arc::new(Runtime);
+        let waker = Waker::from(runtime.clone());
+        let activity = Activity::default();
+        // The spawn's wake, which the spawner enters.
+        activity.enter();
+        let wake = super::TaskWake::scheduled();
+        wake.begin_poll(&activity, &waker);
+        drop(waker);
+        assert_eq!(Arc::strong_count(&runtime), 2, "held while the task runs");
+        let woken = wake.close();
+        assert!(!woken);
+        assert_eq!(Arc::strong_count(&runtime), 1, "let go once closed");
+        // A wake after the close counts nothing and reaches nothing.
+        wake.wake(&activity);
+        super::TaskWake::finish(&activity, woken);
+        assert_eq!(activity.busy(), 0);
     }
 
     /// Work entered on one thread and left on another leaves one shard above zero and one
