@@ -8,6 +8,7 @@
 //! a reader or a stream takes it, which was a copy of its text before as well.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
@@ -93,7 +94,7 @@ impl Assembled {
         Assembled {
             severity,
             timestamp,
-            file: base_name(at.file()),
+            file: file_of(at),
             line: at.line(),
             parts,
         }
@@ -121,6 +122,25 @@ impl Assembled {
             original_len: None,
         })
     }
+}
+
+/// The base name of `at`'s source file. The last one found on this thread is remembered by
+/// the path's address: the notes come from one file, three to a restart, and each would
+/// otherwise search its path again.
+fn file_of(at: &'static Location<'static>) -> &'static str {
+    thread_local! {
+        static LAST: Cell<Option<(&'static str, &'static str)>> = const { Cell::new(None) };
+    }
+    let path = at.file();
+    LAST.try_with(|last| match last.get() {
+        Some((seen, file)) if std::ptr::eq(seen, path) => file,
+        _ => {
+            let file = base_name(path);
+            last.set(Some((path, file)));
+            file
+        }
+    })
+    .unwrap_or_else(|_| base_name(path))
 }
 
 /// What the journal keeps of an entry.
@@ -217,6 +237,17 @@ mod tests {
         assert_eq!(leveled.message(), "root.crash failed: returned error: x");
         assert_eq!(leveled.file(), "parts.rs");
         assert_eq!(leveled.verbosity(), 0);
+    }
+
+    #[test]
+    fn the_file_is_the_base_name_of_the_location() {
+        #[track_caller]
+        fn here() -> &'static Location<'static> {
+            Location::caller()
+        }
+        assert_eq!(file_of(here()), "parts.rs");
+        // Remembered: the same again, from another line.
+        assert_eq!(file_of(Location::caller()), "parts.rs");
     }
 
     #[test]
