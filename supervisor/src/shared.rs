@@ -248,6 +248,15 @@ impl Shared {
         }
     }
 
+    /// Whether the tree's runtime has more than one worker, so that a task spawned now may
+    /// run on another thread at once (see [`deferred`](crate::deferred)).
+    pub(crate) fn on_many_workers(&self) -> bool {
+        !matches!(
+            self.runtime.runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        )
+    }
+
     /// Starts the task of a (re)started node. The root's starts are logged at INFO (a
     /// supervisor starting, or its whole tree restarting); every other node's at verbosity 1,
     /// so that large trees cost nothing to start unless asked to say so.
