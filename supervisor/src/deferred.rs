@@ -8,9 +8,9 @@
 //! memory back and forth once a child. Past the poll's first [`EAGER`], held back until
 //! the parent's poll returns (or until [`BATCH`] of them are held), the children are
 //! spawned in one run, after the parent's use of the tree for all of them. (Held whole
-//! rather than in batches of 64, W1's 10,000 children started in about 0.6× the time on
-//! two workers, in four alternating `cargo bench` pairs; on a current-thread runtime
-//! batches of 64 were faster, and are kept there.)
+//! rather than in batches of 64, W1's 10,000 children started in about 0.8× the time on
+//! two workers: faster in 10 of 12 alternating `peers-bench` pairs. On a current-thread
+//! runtime batches of 64 were faster, and are kept there.)
 //!
 //! Nothing waits for them meanwhile: a start is made in the tree (the child is `New`, its
 //! name taken, its work counted for `settled`) when it is asked for; only its task is
