@@ -248,8 +248,8 @@ impl Shared {
         }
     }
 
-    /// Whether the tree's runtime has more than one worker, so that a task spawned now may
-    /// run on another thread at once (see [`deferred`](crate::deferred)).
+    /// Whether the tree's runtime is a multi-thread one, whose other workers may run a task
+    /// spawned now at once (see [`deferred`](crate::deferred)).
     pub(crate) fn on_many_workers(&self) -> bool {
         !matches!(
             self.runtime.runtime_flavor(),
