@@ -291,9 +291,11 @@ async fn a_restarted_incarnation_is_not_polled_again_by_its_predecessors_end() {
     shut_down(sup).await;
 }
 
-/// A crash loop runs its incarnations in one task, several in a poll: each one's `tracing`
-/// events land at the node's DN as its own, under every kind of application subscriber
-/// (none, one with the log tree's layer, one without it).
+/// A crash loop runs its incarnations in one task, several in a poll, under a routing
+/// entered once for the poll: each one's `tracing` events still land at the node's DN,
+/// under every kind of application subscriber (none, one with the log tree's layer, one
+/// without it), and the routing ends with the poll. (Every incarnation of a node routes to
+/// the same DN, so this pins what a user sees, not which incarnation the route names.)
 #[tokio::test(start_paused = true)]
 async fn the_incarnations_of_a_crash_loop_each_log_at_their_dn() {
     use std::sync::Arc;
