@@ -21,7 +21,7 @@ use crate::node_task::NodeTask;
 use crate::policy::{GroupPolicy, Shutdown, Spec, Stop};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
-use crate::tree::{Abort, Key, Signalled, Start};
+use crate::tree::{Abort, Key, Signalled, Start, Watchdog};
 
 /// A runnable's handle on its node: one per incarnation, passed to the runnable when it
 /// starts.
@@ -77,13 +77,22 @@ pub(crate) struct Incarnation {
     /// The log tree's record of the DN, made when the runnable first logs: most runnables
     /// of a large tree never do, and need not cost the log tree anything.
     meta: OnceLock<Arc<DnMeta>>,
-    /// Made when first needed: when an application subscriber routes by span, or when
-    /// asked for. Without one, the supervisor routes the runnable's events itself. Boxed,
-    /// as most runnables never have one.
-    span: OnceLock<Box<Span>>,
+    /// What most runnables never need, boxed apart: made at once for a node with a
+    /// watchdog, and otherwise when a span is first needed.
+    rare: OnceLock<Box<Rare>>,
     /// Its shutdown policy, whether its task registers with the tree once cancelled, and
     /// whether the tree told it to drop the runnable (an ancestor was aborted).
     stop: Stop,
+}
+
+/// The parts of an [`Incarnation`] that most runnables never need.
+#[derive(Default)]
+struct Rare {
+    /// Made when first needed: when an application subscriber routes by span, or when
+    /// asked for. Without one, the supervisor routes the runnable's events itself.
+    span: OnceLock<Span>,
+    /// Its watchdog, if its spec sets one.
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 impl Context {
@@ -97,7 +106,13 @@ impl Context {
                 dn: start.dn,
                 cancel: start.cancel,
                 meta: OnceLock::new(),
-                span: OnceLock::new(),
+                rare: match start.watchdog {
+                    None => OnceLock::new(),
+                    watchdog => OnceLock::from(Box::new(Rare {
+                        span: OnceLock::new(),
+                        watchdog,
+                    })),
+                },
                 stop: Stop::new(start.stop),
             }),
         }
@@ -115,7 +130,7 @@ impl Context {
         if routing.by_span() {
             Some(self.span())
         } else {
-            self.inner.span.get().map(|span| &**span)
+            self.inner.rare.get().and_then(|rare| rare.span.get())
         }
     }
 
@@ -125,9 +140,10 @@ impl Context {
     /// watching (one with [`LogTreeLayer`](crate::logtree::LogTreeLayer)); otherwise it is
     /// made on first use, as routing needs no span then.
     pub fn span(&self) -> &Span {
-        self.inner.span.get_or_init(|| {
+        let rare = self.inner.rare.get_or_init(Box::default);
+        rare.span.get_or_init(|| {
             let _routing = Routing::enter_without_route();
-            Box::new(runnable_span(&*self.inner))
+            runnable_span(&*self.inner)
         })
     }
 
@@ -423,6 +439,17 @@ impl Context {
     /// ignored (and logged at `supervisor`).
     pub fn signal(&self, signal: Signal) {
         let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
+        if let Some(dog) = self.inner.watchdog()
+            && !matches!(signalled, Signalled::Stale)
+        {
+            match signal {
+                Signal::Healthy => dog.start(),
+                Signal::Done => dog.stop(),
+            }
+            // The task arms (or drops) its timer when it next runs; the signal may come
+            // from another task.
+            self.inner.wake_by_ref();
+        }
         match signalled {
             Signalled::Accepted => {}
             Signalled::WithEffects(effects) => self.inner.shared.apply(*effects),
@@ -433,6 +460,17 @@ impl Context {
                 "ignored signal {signal} from a stale context of {}",
                 self.dn()
             ),
+        }
+    }
+
+    /// Feeds this node's watchdog ([`Spec::watchdog`]): the runnable is alive and doing its
+    /// work. Once Healthy, a node with a watchdog must call this at least once per period,
+    /// or it fails. Cheap (a clock read and a store); does nothing for a node without a
+    /// watchdog, before Healthy, after Done, and from a stale context — a kept clone of an
+    /// ended incarnation cannot feed the next one's watchdog.
+    pub fn heartbeat(&self) {
+        if let Some(dog) = self.inner.watchdog() {
+            dog.feed();
         }
     }
 
@@ -551,6 +589,10 @@ impl Incarnation {
 
     pub(crate) fn stop(&self) -> &Stop {
         &self.stop
+    }
+
+    pub(crate) fn watchdog(&self) -> Option<&Arc<Watchdog>> {
+        self.rare.get()?.watchdog.as_ref()
     }
 
     /// Whether a logger was made at its DN: by the runnable, its tasks, or the routing of

@@ -332,6 +332,8 @@ pub(crate) enum Failure {
     Overran(Duration),
     /// Dropping the runnable's future (or what it returned) panicked, with this message.
     DropPanicked(String),
+    /// Its watchdog starved: no heartbeat within its period, and its future was dropped.
+    Watchdog(Duration),
     /// Dropped because its ancestor at this DN was aborted when its shutdown timeout ran out.
     AbortedWith(Arc<str>),
     /// The node's group of children (or, for the root, the root itself) restarted more often
@@ -393,6 +395,7 @@ impl fmt::Display for Failure {
                  not be aborted in time"
             ),
             Failure::DropPanicked(msg) => write!(f, "panicked while being dropped: {msg}"),
+            Failure::Watchdog(period) => write!(f, "watchdog: no heartbeat for {period:?}"),
             Failure::AbortedWith(dn) => write!(
                 f,
                 "aborted with its subtree: `{dn}` was aborted when its shutdown timeout ran out"

@@ -16,7 +16,7 @@ use crate::policy::{Intensity, Policy, Restart, Spec};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
 use crate::tree::Tree;
-use crate::{NodeState, TreeStatus};
+use crate::{Health, NodeState, TreeStatus};
 
 /// A running supervision tree.
 ///
@@ -165,6 +165,55 @@ impl Supervisor {
         self.shared.activity.settled().await;
     }
 
+    /// Resolves when the tree is ready (DESIGN §16, see [`Health`]): the root and every
+    /// node that gates readiness below it are Healthy or Done, and shutdown has not begun.
+    /// At once if it is ready now. It is told of each change as it happens, and never
+    /// polls; it does not resolve while the tree is not ready, nor ever once shutdown has
+    /// begun, so pair it with [`wait`](Supervisor::wait) or a timeout where the tree may
+    /// never get there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use supervisor::{Context, Signal, Supervisor};
+    ///
+    /// let sup = Supervisor::new(|ctx: Context| async move {
+    ///     ctx.run("listener", |ctx: Context| async move {
+    ///         // ... bind the socket ...
+    ///         ctx.signal(Signal::Healthy);
+    ///         ctx.cancelled().await;
+    ///         Ok(())
+    ///     })?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// });
+    /// sup.ready().await;
+    /// assert!(sup.health().is_ready());
+    /// # sup.cancel(); sup.wait().await;
+    /// # }
+    /// ```
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancel safe.
+    pub async fn ready(&self) {
+        let mut changes = self.shared.watch_health();
+        while !self.shared.tree().is_ready() {
+            // The sender lives as long as the tree's shared state, which this handle holds.
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// A snapshot of readiness: the tree's, and each node's with why it is not ready.
+    /// `Display` prints it a node a line.
+    pub fn health(&self) -> Health {
+        self.shared.tree().health()
+    }
+
     /// The log tree the supervisor and its runnables log into.
     pub fn log_tree(&self) -> LogTree {
         self.shared.log_tree.clone()
@@ -238,6 +287,10 @@ pub struct Builder {
     root_spec: Option<Spec>,
     cancel_token: Option<CancellationToken>,
     log_tree: Option<LogTree>,
+    #[cfg(unix)]
+    systemd: Option<crate::systemd::NotifyEnv>,
+    #[cfg(not(unix))]
+    systemd: Option<()>,
 }
 
 impl Default for Builder {
@@ -251,6 +304,7 @@ impl Default for Builder {
             root_spec: None,
             cancel_token: None,
             log_tree: None,
+            systemd: None,
         }
     }
 }
@@ -335,6 +389,63 @@ impl Builder {
         self
     }
 
+    /// Speaks systemd's notify protocol (sd_notify(3)) for the tree, so that the program
+    /// works as a `Type=notify` service with `WatchdogSec=` (DESIGN §16):
+    ///
+    /// - `READY=1` once, when the tree is first [ready](Supervisor::ready);
+    /// - `STATUS=` with a one-line [summary](crate::Health::summary) whenever it changes
+    ///   (`12/14 ready; root.net.dhcp restarting in 3.2s`);
+    /// - `WATCHDOG=1` every `WATCHDOG_USEC/2`, from a task on the supervisor's runtime (so
+    ///   a blocked runtime sends none), and none while the watchdog of a
+    ///   [critical](crate::Spec::critical) node has expired — they resume once it is Healthy
+    ///   again; none at all when `WATCHDOG_PID` names another process;
+    /// - `STOPPING=1` when the tree begins to stop (cancelled, given up, or finished).
+    ///
+    /// Each is one datagram to `$NOTIFY_SOCKET`: an absolute path, or `@name` for an
+    /// abstract socket. The environment is read when the supervisor starts; without
+    /// `$NOTIFY_SOCKET` nothing is sent at all, so the same program runs unchanged outside
+    /// systemd. A variable that cannot be used, or a datagram that cannot be sent, is
+    /// logged at `supervisor` and the tree runs on. The variables stay in the environment
+    /// (removing them is `unsafe` since Rust 2024), and [`run_command`](crate::run_command)
+    /// starts its processes without them. Not on Windows, where it does nothing.
+    ///
+    /// See the README's "Under systemd" for a unit file and `systemd-run` to try it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use supervisor::{Context, Supervisor};
+    ///
+    /// let sup = Supervisor::builder()
+    ///     .systemd_notify()
+    ///     .start(|ctx: Context| async move {
+    ///         ctx.cancelled().await;
+    ///         Ok(())
+    ///     });
+    /// # sup.cancel(); sup.wait().await;
+    /// # }
+    /// ```
+    pub fn systemd_notify(mut self) -> Self {
+        #[cfg(unix)]
+        {
+            self.systemd = Some(crate::systemd::NotifyEnv::default());
+        }
+        #[cfg(not(unix))]
+        {
+            self.systemd = Some(());
+        }
+        self
+    }
+
+    /// [`systemd_notify`](Builder::systemd_notify) with the variables given, for tests that
+    /// cannot set the process's environment.
+    #[cfg(all(test, unix))]
+    pub(crate) fn systemd_env(mut self, env: crate::systemd::NotifyEnv) -> Self {
+        self.systemd = Some(env);
+        self
+    }
+
     /// Starts the supervisor with `root` as its root runnable, at DN `root`.
     ///
     /// # Panics
@@ -399,6 +510,15 @@ impl Builder {
             shared.watch_token(parent);
         }
         shared.apply(effects);
+        #[cfg(unix)]
+        if let Some(env) = self.systemd {
+            let env = match env.socket {
+                // Given by a test; otherwise read now.
+                Some(_) => env,
+                None => crate::systemd::NotifyEnv::from_process(),
+            };
+            crate::systemd::start(&shared, env);
+        }
         Ok(Supervisor { shared })
     }
 }
@@ -421,6 +541,7 @@ impl fmt::Debug for Builder {
             .field("root_spec", &self.root_spec)
             .field("cancel_token", &self.cancel_token)
             .field("log_tree", &self.log_tree)
+            .field("systemd_notify", &self.systemd.is_some())
             .finish()
     }
 }

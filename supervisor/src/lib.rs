@@ -102,6 +102,7 @@ mod error;
 mod group;
 mod handle;
 mod hash;
+mod health;
 mod lock;
 pub mod logtree;
 mod metrics;
@@ -115,6 +116,8 @@ mod shared;
 mod shutdown_signal;
 mod state;
 mod status;
+#[cfg(unix)]
+mod systemd;
 mod task;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -150,6 +153,7 @@ pub use dynamic::{Dynamic, DynamicSpec};
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
 pub use group::Group;
 pub use handle::{Builder, Ended, Supervisor};
+pub use health::{Health, NodeHealth, NotReady};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics::PrometheusMetrics;

@@ -286,6 +286,9 @@ pub struct Spec {
     restart: Option<Restart>,
     shutdown: Option<Shutdown>,
     backoff: Option<Backoff>,
+    ignore_readiness: bool,
+    watchdog: Option<Duration>,
+    critical: bool,
 }
 
 impl Spec {
@@ -314,6 +317,85 @@ impl Spec {
         self
     }
 
+    /// The child does not gate its parent's readiness (DESIGN §16): whatever its state, its
+    /// parent (and so the tree) can be ready without it. For a child whose absence the
+    /// service can work around — a cache warmer, a metrics pusher, the connections of a
+    /// dynamic group — so that `/readyz` and systemd's `READY=1` wait only for what serves.
+    /// Its own readiness is still shown by
+    /// [`Supervisor::health`](crate::Supervisor::health).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor::{DynamicSpec, Spec};
+    ///
+    /// // A listener's connections come and go: none of them makes the service unready.
+    /// let conns = DynamicSpec::new().child(Spec::new().ignore_readiness());
+    /// # let _ = conns;
+    /// ```
+    pub fn ignore_readiness(mut self) -> Spec {
+        self.ignore_readiness = true;
+        self
+    }
+
+    /// A watchdog of `period`: once the runnable has signalled
+    /// [`Healthy`](crate::Signal::Healthy) it must call
+    /// [`heartbeat`](crate::Context::heartbeat) at least once every `period`, or it fails
+    /// (`Dead`, "watchdog: no heartbeat for …"; its future is dropped) and the ordinary
+    /// restart rules follow. The watch ends when the node signals `Done` or is cancelled
+    /// (its shutdown policy times it from there). A zero period is refused when the child
+    /// is run ([`RunError::InvalidSpec`](crate::RunError::InvalidSpec)).
+    ///
+    /// The watch runs in the node's own task, so it costs no task of its own and a
+    /// heartbeat costs one clock read and one store. A runnable that blocks its thread
+    /// cannot be failed while it does (its future cannot be dropped while it is polled),
+    /// but a [`critical`](Spec::critical) one still stops systemd's watchdog pings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::Duration;
+    /// use supervisor::{Context, Signal, Spec, Supervisor};
+    ///
+    /// async fn poller(ctx: Context) -> supervisor::Result {
+    ///     ctx.signal(Signal::Healthy);
+    ///     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = tick.tick() => ctx.heartbeat(), // ... and poll the device
+    ///             () = ctx.cancelled() => return Ok(()),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let sup = Supervisor::new(|ctx: Context| async move {
+    ///     ctx.run_with("poller", poller, Spec::new().watchdog(Duration::from_secs(5)))?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// });
+    /// # sup.settled().await; sup.cancel(); sup.wait().await;
+    /// # }
+    /// ```
+    pub fn watchdog(mut self, period: Duration) -> Spec {
+        self.watchdog = Some(period);
+        self
+    }
+
+    /// Marks the child critical for systemd's watchdog
+    /// ([`Builder::systemd_notify`](crate::Builder::systemd_notify)): while its
+    /// [`watchdog`](Spec::watchdog) has expired — it missed a heartbeat, and has not
+    /// signalled `Healthy` again since — the supervisor sends no `WATCHDOG=1`, so that
+    /// systemd restarts the whole service if the node does not come back in time. The
+    /// expiry is read from the heartbeats themselves, so a critical runnable that blocks
+    /// its thread stops the pings too. A critical child needs a watchdog: one without is
+    /// refused when the child is run ([`RunError::InvalidSpec`](crate::RunError::InvalidSpec)).
+    pub fn critical(mut self) -> Spec {
+        self.critical = true;
+        self
+    }
+
     /// The restart kind it sets; `Permanent` if it sets none (but a dynamic group's
     /// children are `Temporary` unless their spec says otherwise: see
     /// [`DynamicSpec`](crate::DynamicSpec)).
@@ -331,9 +413,40 @@ impl Spec {
         self.backoff.as_ref()
     }
 
+    /// Whether it gates its parent's readiness (see [`ignore_readiness`](Spec::ignore_readiness)).
+    pub fn gates_readiness(&self) -> bool {
+        !self.ignore_readiness
+    }
+
+    /// The watchdog period it sets, if any.
+    pub fn watchdog_period(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// Whether it is [`critical`](Spec::critical).
+    pub fn is_critical(&self) -> bool {
+        self.critical
+    }
+
     /// Whether every setting keeps its rule.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
-        self.shutdown.map_or(Ok(()), |s| s.check().map(drop))
+        if let Some(s) = self.shutdown {
+            s.check()?;
+        }
+        match self.watchdog {
+            Some(period) if period.is_zero() => Err(ConfigError {
+                setting: "watchdog period",
+                value: format!("{period:?}"),
+                rule: "must be more than zero",
+            }),
+            None if self.critical => Err(ConfigError {
+                setting: "watchdog of a critical child",
+                value: "none".to_owned(),
+                rule: "a critical child needs one (`Spec::watchdog`): its expiry is what stops \
+                       systemd's watchdog pings",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The policy of a node run with this (checked) spec, given its group's backoff and
@@ -343,6 +456,9 @@ impl Spec {
             restart: self.restart.unwrap_or(kind),
             shutdown: self.shutdown.unwrap_or(defaults.shutdown),
             backoff: self.backoff.clone().unwrap_or_else(|| backoff.clone()),
+            gates_readiness: !self.ignore_readiness,
+            watchdog: self.watchdog,
+            critical: self.critical,
         }
     }
 }
@@ -354,6 +470,10 @@ pub(crate) struct Policy {
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
     pub(crate) backoff: Backoff,
+    /// Whether the node gates its parent's readiness.
+    pub(crate) gates_readiness: bool,
+    pub(crate) watchdog: Option<Duration>,
+    pub(crate) critical: bool,
 }
 
 impl Policy {
@@ -362,6 +482,9 @@ impl Policy {
             restart: Restart::Permanent,
             shutdown: Shutdown::Timeout(grace),
             backoff,
+            gates_readiness: true,
+            watchdog: None,
+            critical: false,
         })
     }
 }

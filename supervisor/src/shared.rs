@@ -70,6 +70,8 @@ pub(crate) struct Shared {
     /// The supervisor's own log, at DN `supervisor`.
     log: Logger,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Counts the changes to the tree's health told since it was first watched.
+    health: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -98,6 +100,7 @@ impl Shared {
             log_tree,
             log,
             panic: Mutex::new(None),
+            health: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -120,13 +123,16 @@ impl Shared {
     /// children moves only its starts), and logs what the metrics sinks' panics left to log
     /// once the lock is released.
     pub(crate) fn in_tree<T>(&self, act: impl FnOnce(&mut Tree) -> T) -> T {
-        let (done, sink_panics) = {
+        let (done, sink_panics, health) = {
             let mut tree = self.tree();
             let done = act(&mut tree);
-            (done, tree.take_sink_panics())
+            (done, tree.take_sink_panics(), tree.take_health_changed())
         };
         if !sink_panics.is_empty() {
             self.log_notes(&sink_panics);
+        }
+        if health {
+            self.tell_health();
         }
         done
     }
@@ -183,8 +189,12 @@ impl Shared {
             forgotten,
             left,
             left_before,
+            health,
         } = effects;
         self.fire(fired);
+        if health {
+            self.tell_health();
+        }
         if !notes.is_empty() {
             self.log_notes_left(&notes, &left);
         }
@@ -397,8 +407,43 @@ impl Shared {
     /// first of them may already be telling the tree of their exits.
     pub(crate) fn cancel(&self) {
         let mut effects = Effects::default();
-        self.tree().cancel_all(&mut effects);
+        let health = {
+            let mut tree = self.tree();
+            tree.cancel_all(&mut effects);
+            tree.take_health_changed()
+        };
         self.fire(effects.fired);
+        if health {
+            self.tell_health();
+        }
+    }
+
+    /// Logs a warning of the supervisor's own at `supervisor`, and as a `tracing` event for
+    /// the application's subscriber.
+    pub(crate) fn warn(&self, text: &str) {
+        tracing::warn!(target: "supervisor", parent: None, "{text}");
+        self.log.warning(text);
+    }
+
+    /// A token cancelled once the tree has finished by itself, for a task of the
+    /// supervisor's that must end with it.
+    pub(crate) fn watch_finished(&self) -> CancellationToken {
+        self.tree().watch_finished()
+    }
+
+    /// Tells whoever waits on the tree's health that it may have changed. Outside the
+    /// tree's lock: the waiters' wakers may be anyone's.
+    fn tell_health(&self) {
+        self.health
+            .send_modify(|changes| *changes = changes.wrapping_add(1));
+    }
+
+    /// A receiver told of every change to the tree's health from now on (the tree notes
+    /// them from the first such call).
+    pub(crate) fn watch_health(&self) -> tokio::sync::watch::Receiver<u64> {
+        let changes = self.health.subscribe();
+        self.tree().watch_health();
+        changes
     }
 
     /// The task of `key` found its handed-out token cancelled: see

@@ -27,7 +27,7 @@ use crate::logtree::Routing;
 use crate::policy::Shutdown;
 use crate::runnable::Runnable;
 use crate::shared::Shared;
-use crate::tree::{Outcome, Start};
+use crate::tree::{Outcome, Start, Watchdog};
 
 pin_project! {
     #[project = StageProj]
@@ -52,6 +52,8 @@ pin_project! {
         watch: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         // Armed when the context is cancelled; boxed because most runnables never need it.
         grace: Option<Pin<Box<Sleep>>>,
+        // The watchdog's timer, armed once a node with a watchdog is Healthy.
+        watchdog: Option<Pin<Box<Sleep>>>,
         // The incarnation as a waker, made once.
         waker: Waker,
     }
@@ -70,6 +72,7 @@ impl<R: Runnable> RunnableTask<R> {
             stage: Stage::Start { runnable },
             watch: None,
             grace: None,
+            watchdog: None,
             waker,
         }
     }
@@ -200,6 +203,12 @@ impl<R: Runnable> RunnableTask<R> {
                     Shutdown::Infinity => {}
                 }
             }
+            if !this.owner.exiting
+                && let Some(dog) = incarnation.watchdog()
+                && starved(dog, this.watchdog, cx)
+            {
+                break 'outcome Ending::Outcome(Outcome::Watchdog(dog.period));
+            }
             if let Some(grace) = this.grace
                 && grace.as_mut().poll(cx).is_ready()
             {
@@ -268,6 +277,21 @@ fn seen_cancelled(
         incarnation.shared().cancelled_itself(incarnation.key());
     }
     true
+}
+
+/// Whether the watchdog has starved: it is watching, and its due time has come without a
+/// heartbeat. Otherwise the timer is left armed for the due time (a heartbeat moves it: the
+/// timer fires at the old one, and is set again), or dropped while it is not watching.
+fn starved(dog: &Watchdog, timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut TaskContext<'_>) -> bool {
+    let Some(due) = dog.due() else {
+        *timer = None;
+        return false;
+    };
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+    if timer.deadline() != due {
+        timer.as_mut().reset(due);
+    }
+    timer.as_mut().poll(cx).is_ready()
 }
 
 /// How the runnable ended, before what it returned is worked out.

@@ -212,6 +212,8 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(remotes[name].starts(), starts, "starts of {}", name);
         }
         prop_assert_eq!(states.get("root"), Some(&NodeState::Healthy));
+        let agrees = crate::support::readiness_agrees(&sup);
+        prop_assert!(agrees.is_ok(), "after {:?}: {}", op, agrees.unwrap_err());
     }
     sup.cancel();
     let probe = sup.clone();

@@ -12,6 +12,7 @@ mod dynamic_model;
 mod groups;
 mod hardening;
 mod harness;
+mod health;
 mod logtree_bounds;
 mod logtree_scenarios;
 mod logtree_stream;

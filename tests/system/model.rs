@@ -505,6 +505,14 @@ async fn run_case(shape: Shape, events: Vec<(usize, Action)>) -> Result<(), Test
             dn
         );
         check_ancestors(&sup)?;
+        let agrees = crate::support::readiness_agrees(&sup);
+        prop_assert!(
+            agrees.is_ok(),
+            "after {:?} on {}: {}",
+            action,
+            dn,
+            agrees.unwrap_err()
+        );
     }
     sup.cancel();
     model.cancel();

@@ -487,3 +487,51 @@ pub async fn hosted(spec: DynamicSpec) -> (Supervisor, Host, Dynamic) {
     let group = host.next().await;
     (sup, host, group)
 }
+
+/// The readiness of every node, worked out from scratch from a status snapshot by the rule
+/// of DESIGN §16 (for trees whose specs do not ignore readiness), against what
+/// `Supervisor::health` says: the supervisor keeps it as counts moved on every change, and
+/// this is their oracle. Call it once the tree has settled, so that both snapshots agree.
+pub fn readiness_agrees(sup: &Supervisor) -> Result<(), String> {
+    use std::collections::BTreeMap;
+    use supervisor::Restart;
+    let status = sup.status();
+    let health = sup.health();
+    let nodes: BTreeMap<&str, &supervisor::NodeStatus> =
+        status.nodes().iter().map(|n| (n.dn.as_str(), n)).collect();
+    fn ready(dn: &str, nodes: &BTreeMap<&str, &supervisor::NodeStatus>) -> bool {
+        let node = nodes[dn];
+        let passes = matches!(node.state, NodeState::Healthy | NodeState::Done);
+        let prefix = format!("{dn}.");
+        passes
+            && nodes
+                .iter()
+                .filter(|(c, _)| c.strip_prefix(&prefix).is_some_and(|n| !n.contains('.')))
+                .all(|(c, child)| {
+                    let ended = !child.running
+                        && matches!(
+                            child.state,
+                            NodeState::Done | NodeState::Dead | NodeState::Canceled
+                        );
+                    (child.kind == Restart::Temporary && ended) || ready(c, nodes)
+                })
+    }
+    let cancelled = sup.is_cancelled() || sup.live_runnables().is_empty();
+    for node in health.nodes() {
+        let expected = !cancelled && ready(&node.dn, &nodes);
+        if node.ready != expected {
+            return Err(format!(
+                "{} is ready: {}, but by the rule: {expected}\n{health}\n{status}",
+                node.dn, node.ready
+            ));
+        }
+    }
+    let root = !cancelled && nodes.contains_key("root") && ready("root", &nodes);
+    if health.is_ready() != root {
+        return Err(format!(
+            "the tree is ready: {}, but by the rule: {root}\n{health}",
+            health.is_ready()
+        ));
+    }
+    Ok(())
+}

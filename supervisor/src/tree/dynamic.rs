@@ -274,7 +274,9 @@ impl Tree {
             children.by_name.shrink_to_fit(rehash);
         }
         self.node_mut(group).children = Some(children);
+        let counted = self.node(id).counted();
         self.forget(id, effects);
+        self.propagate_unready(Some(group), -counted);
     }
 
     /// Tells the metrics sinks that `dn` has left the tree for good; `forget_log` if it is

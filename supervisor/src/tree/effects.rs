@@ -29,6 +29,8 @@ pub(crate) struct Start {
     /// ordered group, need that: otherwise no node can outlive an ancestor's deadline, and a
     /// cancelled task costs no lock.
     pub(crate) stop: u64,
+    /// Its watchdog, if its spec sets one.
+    pub(crate) watchdog: Option<Arc<super::Watchdog>>,
 }
 
 /// How the tree aborts a task from outside: the incarnation of a cancelled node still
@@ -125,6 +127,8 @@ pub(crate) struct Effects {
     /// entries are a newcomer's under a freed name (or a stale logger's), and stay.
     pub(crate) left: Vec<Arc<str>>,
     pub(crate) left_before: u64,
+    /// Something changed that whoever waits on the tree's health must hear of.
+    pub(crate) health: bool,
 }
 
 impl Effects {
@@ -136,6 +140,7 @@ impl Effects {
             && self.notes.is_empty()
             && self.forgotten.is_empty()
             && self.left.is_empty()
+            && !self.health
     }
 }
 
@@ -150,6 +155,8 @@ pub(crate) enum Outcome {
     Killed,
     Overran(Duration),
     DropPanicked(String),
+    /// Its watchdog starved: no heartbeat for this period. Its future was dropped.
+    Watchdog(Duration),
 }
 
 /// What became of a signal.

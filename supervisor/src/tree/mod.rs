@@ -63,6 +63,7 @@ use crate::{NodeState, Signal};
 mod dynamic;
 mod effects;
 mod group;
+mod health;
 mod node;
 mod restart;
 
@@ -70,6 +71,7 @@ pub(crate) use effects::{
     Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
 };
 use group::Window;
+pub(crate) use health::Watchdog;
 use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken, stale};
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
@@ -126,6 +128,8 @@ pub(crate) struct Tree {
     /// Panics of metrics sinks not yet handed out in [`Effects`], to be logged outside the
     /// lock (logging reaches the application's subscriber, which is user code).
     sink_panics: Vec<Note>,
+    /// Who waits on health, backoffs' due times and critical watchdogs (see `health`).
+    health: health::Watched,
     /// Where DNs are assembled, to allocate each only once.
     scratch: String,
     epoch: Epoch,
@@ -162,6 +166,7 @@ impl Tree {
             top: Arc::new(Cancel::without_task()),
             cancelled_at: 0,
             sink_panics: Vec::new(),
+            health: health::Watched::default(),
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
         }
@@ -324,6 +329,7 @@ impl Tree {
                 let node = self.node_mut(key.id);
                 node.backoff.reset(&node.policy.backoff);
                 self.set_state(key.id, NodeState::Healthy);
+                self.healthy_again(key);
                 self.accepted()
             }
             (NodeState::Healthy, Signal::Done) => {
@@ -344,7 +350,7 @@ impl Tree {
     }
 
     fn accepted(&mut self) -> Signalled {
-        if self.sink_panics.is_empty() {
+        if self.sink_panics.is_empty() && !self.health.changed {
             Signalled::Accepted
         } else {
             Signalled::WithEffects(Box::new(self.finish(Effects::default())))
@@ -357,6 +363,7 @@ impl Tree {
     fn cancelling(&mut self) {
         if self.cancelled_at == 0 {
             self.cancelled_at = self.epoch.now().max(1);
+            self.health_changed();
         }
     }
 
@@ -411,6 +418,7 @@ impl Tree {
             Outcome::Killed => node.kill,
             _ => Kill::None,
         };
+        let starved = matches!(outcome, Outcome::Watchdog(_));
         // The three return rules of DESIGN §3, in order, with the kinds of §14.
         let ending = match outcome {
             _ if node.failed => Ok(NodeState::Dead),
@@ -433,10 +441,14 @@ impl Tree {
             Outcome::Panicked(msg) => Err(Failure::Panicked(msg)),
             Outcome::Aborted(grace) => Err(Failure::Aborted(grace)),
             Outcome::Overran(by) => Err(Failure::Overran(by)),
+            Outcome::Watchdog(period) => Err(Failure::Watchdog(period)),
             Outcome::DropPanicked(msg) => Err(Failure::DropPanicked(msg)),
         };
         if !self.aborts.is_empty() {
             self.aborts.remove(&key.id);
+        }
+        if starved {
+            self.watchdog_tripped(key.id);
         }
         self.set_running(key.id, false);
         // Ordered members whose subtree this exit has emptied: their group moves on.
@@ -520,6 +532,14 @@ impl Tree {
     /// The supervisor's level (see `top`).
     pub(crate) fn top(&self) -> &Arc<Cancel> {
         &self.top
+    }
+
+    /// A token cancelled once the tree has finished by itself (see `finished`), for a task
+    /// that must end with the tree.
+    pub(crate) fn watch_finished(&mut self) -> CancellationToken {
+        self.watching = true;
+        self.check_finished();
+        self.finished.clone()
     }
 
     /// The supervisor's token is the child of one given to the builder, which its holder

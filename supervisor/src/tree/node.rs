@@ -40,7 +40,11 @@ pub(super) struct Node {
     pub(super) parent: Option<NodeId>,
     /// Index of this node's group among its parent's groups.
     pub(super) group: usize,
-    pub(super) running_below: usize,
+    pub(super) running_below: u32,
+    /// The nodes at or below it that keep it from being ready: itself unless it is
+    /// Healthy or Done, and what its children that gate readiness count (DESIGN §16). The
+    /// node is ready when it is 0; kept on every change (see `health`), as `running_below` is.
+    pub(super) unready: u32,
     /// How often the node has been started again.
     pub(super) restarts: u32,
     /// The hash of the node's name, for its parent's index, which rehashes without
@@ -287,8 +291,10 @@ impl Tree {
         if node.state == state {
             return;
         }
-        node.state = state;
-        node.since = now;
+        self.change_readiness(id, |node| {
+            node.state = state;
+            node.since = now;
+        });
         self.notify(id, state);
     }
 
@@ -296,6 +302,7 @@ impl Tree {
     /// logged after the lock is released, and the tree carries on, consistent, rather than
     /// unwinding out from under the lock.
     pub(super) fn notify(&mut self, id: NodeId, state: NodeState) {
+        self.health_changed();
         let Some(node) = self.slots[id].as_ref() else {
             unreachable!("node {id} is referenced but its slot is empty")
         };
@@ -316,6 +323,7 @@ impl Tree {
         if !self.sink_panics.is_empty() {
             effects.notes.extend(self.sink_panics.drain(..));
         }
+        effects.health = self.take_health_changed();
         effects
     }
 
@@ -346,6 +354,8 @@ impl Tree {
             parent,
             group,
             running_below: 0,
+            // New: not ready, and nothing below it yet.
+            unready: 1,
             restarts: 0,
             name_hash: 0,
             state: NodeState::New,
@@ -358,6 +368,7 @@ impl Tree {
             logged: false,
             kill: Kill::None,
         };
+        let gates = node.gates();
         let id = match self.free.pop() {
             Some(id) => {
                 self.slots[id] = Some(node);
@@ -368,13 +379,21 @@ impl Tree {
                 self.slots.len() - 1
             }
         };
+        if gates {
+            self.propagate_unready(parent, 1);
+        }
         self.notify(id, NodeState::New);
         id
     }
 
     /// Marks whether `id`'s task is alive, keeping `running_below` of it and its ancestors.
     pub(super) fn set_running(&mut self, id: NodeId, running: bool) {
-        self.node_mut(id).running = running;
+        if self.node(id).policy.restart == crate::Restart::Temporary {
+            // Whether an ended temporary child gates readiness depends on it.
+            self.change_readiness(id, |node| node.running = running);
+        } else {
+            self.node_mut(id).running = running;
+        }
         let mut cur = Some(id);
         while let Some(c) = cur {
             let n = self.node_mut(c);
@@ -394,6 +413,7 @@ impl Tree {
         self.set_running(id, true);
         self.activity.enter();
         let register = self.register_all;
+        let watchdog = self.watchdog_of(id);
         let node = self.node_mut(id);
         node.incarnation = incarnation;
         Start {
@@ -402,6 +422,7 @@ impl Tree {
             cancel: node.cancel.clone(),
             runnable: node.runnable.clone(),
             stop: Stop::encode(node.policy.shutdown, register),
+            watchdog,
         }
     }
 }

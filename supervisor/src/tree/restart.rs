@@ -377,6 +377,7 @@ impl Tree {
             let delay = self.next_delay(id);
             if !delay.is_zero() {
                 self.backoffs += 1;
+                self.restart_due(id, delay);
                 let node = self.node_mut(id);
                 node.pending = Pending::Backoff;
                 let dn = node.dn.clone();
@@ -548,7 +549,9 @@ impl Tree {
         node.pending = Pending::None;
         node.kill = Kill::None;
         node.restarts += 1;
+        self.restart_not_due(id);
         self.set_state(id, NodeState::New);
+        self.recount(id);
         effects.starts.push(self.launch(id));
     }
 
@@ -560,6 +563,7 @@ impl Tree {
             return;
         };
         self.forget_all(children.ids.iter().map(|&c| (c, false)).collect(), effects);
+        self.recount(id);
     }
 
     /// Forgets `id` and everything below it.
@@ -589,6 +593,7 @@ impl Tree {
                     runnable: node.runnable,
                     removed,
                 });
+                self.health_forget(c);
                 self.free.push(c);
             }
         }
@@ -596,6 +601,7 @@ impl Tree {
 
     pub(super) fn drop_restart(&mut self, id: NodeId, effects: &mut Effects) {
         self.backoffs -= 1;
+        self.restart_not_due(id);
         self.node_mut(id).pending = Pending::None;
         self.set_state(id, NodeState::Canceled);
         effects.notes.push(Note::RestartDropped {
