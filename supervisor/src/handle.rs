@@ -235,6 +235,11 @@ impl Supervisor {
         &self.shared
     }
 
+    #[cfg(feature = "http")]
+    pub(crate) fn shared_state(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The DNs whose runnable is running now (has been started and has not returned), in
     /// DN order. This includes a node that has signalled `Done` but not yet returned, and
     /// one that failed by an illegal signal but still runs.

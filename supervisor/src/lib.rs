@@ -66,6 +66,14 @@
 //!   subscriber with [`logtree::LogTreeLayer`] the runnable runs in a span named
 //!   `runnable` with a `dn` field; [`Context::span`] gives it for spawned tasks.
 //!
+//! # Health
+//!
+//! A node is ready when it and the children that gate its readiness are Healthy or Done;
+//! the tree is ready when its root is ([`Supervisor::ready`], [`Supervisor::health`]). A
+//! node can keep a watchdog ([`Spec::watchdog`], [`Context::heartbeat`]). The tree speaks
+//! systemd's notify protocol with [`Builder::systemd_notify`], and serves Kubernetes'
+//! probes with the `http` feature (`supervisor::http`).
+//!
 //! # Runtime
 //!
 //! A supervisor runs on the tokio runtime it is started in, which must have time enabled
@@ -81,6 +89,7 @@
 //! | `process` | on | [`run_command`] and [`run_program`]: child processes as runnables (Unix; `rustix` for signals) |
 //! | `prometheus` | on | [`PrometheusMetrics`]: node states exported into a `prometheus::Registry` |
 //! | `signal` | on | [`shutdown_signal`](fn@shutdown_signal): SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
+//! | `http` | off | `supervisor::http`: Kubernetes probes (`/livez`, `/readyz`, `/healthz`) and `/metrics` over HTTP/1.1, as a runnable and as a tower `Service` (hyper 1, `hyper-util`, `tower-service`; no web framework) |
 //! | `testing` | off | `supervisor::testing` and `#[supervisor::test]` (with `macros`): the test harness, paused time. It turns on tokio's `test-util`, so enable it under `[dev-dependencies]` only |
 //!
 //! With no features the crate is the runtime alone: runnables, contexts, restarts, the log
@@ -103,6 +112,9 @@ mod group;
 mod handle;
 mod hash;
 mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod lock;
 pub mod logtree;
 mod metrics;

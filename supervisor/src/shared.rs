@@ -418,6 +418,12 @@ impl Shared {
         }
     }
 
+    /// Whether the supervisor failed stop (its tree's lock was poisoned).
+    #[cfg(feature = "http")]
+    pub(crate) fn failed_stop(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
     /// Logs a warning of the supervisor's own at `supervisor`, and as a `tracing` event for
     /// the application's subscriber.
     pub(crate) fn warn(&self, text: &str) {

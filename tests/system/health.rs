@@ -329,3 +329,73 @@ async fn watchdog_specs_that_break_their_rules_are_refused() {
         "{lone}"
     );
 }
+
+// ---- systemd, through the process's environment -----------------------------------------
+
+/// Run by [`systemd_notify_reads_the_environment`] in a child process whose environment it
+/// sets: a tree that gets ready, then is cancelled.
+#[test]
+#[ignore = "run in a child process by systemd_notify_reads_the_environment"]
+fn systemd_child() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sup = Supervisor::builder()
+            .systemd_notify()
+            .start(tree(|ctx| ctx.run("web", serve)));
+        sup.ready().await;
+        sup.settled().await;
+        sup.cancel();
+        sup.wait().await;
+    });
+}
+
+/// The datagrams a child process running [`systemd_child`] sends, with `NOTIFY_SOCKET` set
+/// to a socket bound here (or not set at all).
+#[cfg(target_os = "linux")]
+fn child_notifies(set: bool) -> Vec<String> {
+    use std::os::unix::net::UnixDatagram;
+    let path = std::env::temp_dir().join(format!(
+        "supervisor-child-notify-{}-{set}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child.args(["health::systemd_child", "--exact", "--ignored", "--quiet"]);
+    child
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC");
+    if set {
+        child.env("NOTIFY_SOCKET", &path);
+    }
+    let status = child.status().unwrap();
+    assert!(status.success(), "the child failed: {status}");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let _ = std::fs::remove_file(&path);
+    received
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn systemd_notify_reads_the_environment() {
+    let received = child_notifies(true);
+    assert_eq!(
+        received,
+        [
+            "STATUS=1/2 ready; root.web starting",
+            "READY=1",
+            "STATUS=2/2 ready",
+            "STOPPING=1"
+        ]
+    );
+    // Without the variable the same program runs, and tells nobody anything.
+    assert!(child_notifies(false).is_empty());
+}

@@ -24,6 +24,7 @@ mod names;
 mod node_tasks;
 mod otp;
 mod panics;
+mod probes;
 mod prometheus;
 mod resilience;
 mod restart;
