@@ -6,6 +6,8 @@
 //! cargo run --example demo -- --port 7000   # echo server on 127.0.0.1:7000
 //! cargo run --example demo -- --logs        # follow the whole log tree live
 //! cargo run --example demo -- --metrics 127.0.0.1:9100   # Prometheus metrics at /metrics
+//! cargo run --example demo -- --health 127.0.0.1:9100    # and /livez, /readyz, /healthz
+//! cargo run --example demo -- --systemd    # a Type=notify service (examples/demo.service)
 //! cargo run --example demo -- --status 2     # the tree's status every 2 seconds
 //! cargo run --example demo -- --describe     # the declared tree, then exit
 //! cargo run --example demo -- --give-up-after 0   # give up at flaky's first failure
@@ -16,7 +18,7 @@
 //! ```text
 //! root
 //! ├── echo        TCP echo server on loopback (try `nc 127.0.0.1 <port>`)
-//! ├── metrics     serves /metrics with --metrics (otherwise Done at once)
+//! ├── metrics     serves /metrics and the probes with --metrics or --health (else Done)
 //! └── workers     starts its children, then is Done
 //!     ├── prober  every second, sends a line to the echo server and checks the reply
 //!     ├── ticker  periodic worker
@@ -32,6 +34,12 @@
 //! Every group may restart at most `--give-up-after` times (default 20) in 10 seconds; past
 //! that its parent fails, and when the root does, the tree gives up and the demo exits 1 —
 //! so that systemd (`Restart=on-failure`) or Kubernetes starts the process afresh.
+//!
+//! With `--health`, `curl '127.0.0.1:9100/readyz?verbose'` names the node that keeps the
+//! tree unready (flaky, while it waits out its backoff). With `--systemd` the demo speaks
+//! sd_notify: `READY=1` once its tree is ready, a `STATUS=` line on every change (see
+//! `systemctl status`), watchdog pings, `STOPPING=1`; the README shows how to run it under
+//! `systemd-run`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +48,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use supervisor::http::HealthServer;
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{
     Context, Ended, Intensity, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry,
@@ -53,12 +62,14 @@ use tracing_subscriber::prelude::*;
 
 const USAGE: &str =
     "usage: demo [--port <port>] [--for <seconds>] [--logs] [--status <secs>] [--describe]
-            [--metrics <addr>] [--give-up-after <n>]
+            [--metrics <addr>] [--health <addr>] [--systemd] [--give-up-after <n>]
 
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
   --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
   --logs            follow the whole log tree live (concise form, $COLUMNS wide)
   --metrics <addr>  serve Prometheus metrics at http://<addr>/metrics (a loopback address)
+  --health <addr>   serve /livez, /readyz and /healthz there too (the same server)
+  --systemd         speak systemd's notify protocol (run it as a Type=notify service)
   --status <secs>   print the tree's status every <secs> seconds
   --describe        print the declared tree and exit
   --give-up-after <n>  restarts a group may have in 10 s before its parent fails
@@ -71,6 +82,7 @@ struct Args {
     status: Option<Duration>,
     describe: bool,
     metrics: Option<SocketAddr>,
+    systemd: bool,
     give_up_after: u32,
 }
 
@@ -83,6 +95,7 @@ impl Args {
             status: None,
             describe: false,
             metrics: None,
+            systemd: false,
             give_up_after: 20,
         };
         while let Some(arg) = args.next() {
@@ -104,18 +117,25 @@ impl Args {
                         .parse()
                         .map_err(|_| format!("--give-up-after {v:?}: not a count of restarts"))?;
                 }
-                "--metrics" => {
-                    let v = value("--metrics")?;
-                    let addr: SocketAddr = v.parse().map_err(|_| {
-                        format!("--metrics {v:?}: not an address like 127.0.0.1:9100")
-                    })?;
+                // One server serves both: the metrics and the probes.
+                flag @ ("--metrics" | "--health") => {
+                    let v = value(flag)?;
+                    let addr: SocketAddr = v
+                        .parse()
+                        .map_err(|_| format!("{flag} {v:?}: not an address like 127.0.0.1:9100"))?;
                     if !addr.ip().is_loopback() {
                         return Err(format!(
-                            "--metrics {v:?}: the demo serves metrics on loopback addresses only"
+                            "{flag} {v:?}: the demo serves on loopback addresses only"
+                        ));
+                    }
+                    if parsed.metrics.is_some_and(|at| at != addr) {
+                        return Err(format!(
+                            "{flag} {v:?}: --metrics and --health are one server, on one address"
                         ));
                     }
                     parsed.metrics = Some(addr);
                 }
+                "--systemd" => parsed.systemd = true,
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -180,6 +200,9 @@ async fn main() -> ExitCode {
     let mut builder = Supervisor::builder()
         .metrics(StatePrinter::spawn())
         .intensity(intensity);
+    if args.systemd {
+        builder = builder.systemd_notify();
+    }
     let endpoint = match args.metrics {
         Some(addr) => match PrometheusMetrics::new(&registry) {
             Ok(exporter) => {
@@ -346,8 +369,9 @@ struct MetricsEndpoint {
     registry: prometheus::Registry,
 }
 
-/// Serves `GET /metrics` in the Prometheus text format: a runnable of the tree it reports
-/// on. Without `--metrics` it has nothing to do, and says so by being Done.
+/// Serves `/metrics` in the Prometheus text format and Kubernetes' probes (`/livez`,
+/// `/readyz`, `/healthz`): a runnable of the tree it reports on. Without `--metrics` or
+/// `--health` it has nothing to do, and says so by being Done.
 #[runnable]
 async fn metrics_endpoint(ctx: Context, endpoint: Option<MetricsEndpoint>) -> supervisor::Result {
     let Some(MetricsEndpoint { addr, registry }) = endpoint else {
@@ -355,49 +379,9 @@ async fn metrics_endpoint(ctx: Context, endpoint: Option<MetricsEndpoint>) -> su
         ctx.signal(Signal::Done);
         return Ok(());
     };
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!("metrics at http://{}/metrics", listener.local_addr()?);
-    ctx.signal(Signal::Healthy);
-    loop {
-        let (stream, _) = tokio::select! {
-            () = ctx.cancelled() => return Ok(()),
-            accepted = listener.accept() => accepted?,
-        };
-        // One request at a time, bounded in time: scrapes are small and rare.
-        let served = tokio::time::timeout(Duration::from_secs(5), serve_metrics(stream, &registry));
-        if let Ok(Err(e)) | Err(e) = served.await.map_err(std::io::Error::from) {
-            tracing::warn!("metrics request failed: {e}");
-        }
-    }
-}
-
-async fn serve_metrics(
-    mut stream: TcpStream,
-    registry: &prometheus::Registry,
-) -> std::io::Result<()> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-        match stream.read(&mut buf).await? {
-            0 => break,
-            n => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let (status, body) = if request.starts_with(b"GET /metrics ") {
-        let text = prometheus::TextEncoder::new()
-            .encode_to_string(&registry.gather())
-            .map_err(std::io::Error::other)?;
-        ("200 OK", text)
-    } else {
-        ("404 Not Found", "only /metrics is served here\n".to_owned())
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    tracing::info!("metrics at http://{addr}/metrics, probes at http://{addr}/readyz");
+    let serve = HealthServer::bind(addr).metrics(registry).runnable();
+    serve(ctx).await
 }
 
 async fn echo(mut stream: TcpStream, peer: std::net::SocketAddr) {
