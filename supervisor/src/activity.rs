@@ -225,9 +225,14 @@ impl TaskWake {
     /// until it leaves the tree.
     pub(crate) fn close(&self) -> bool {
         let woken = self.scheduled.swap(true, Ordering::SeqCst);
+        self.let_go_of_runtime();
+        woken
+    }
+
+    /// Drops the runtime's waker, outside the lock that keeps it.
+    fn let_go_of_runtime(&self) {
         let runtime = lock(&self.runtime).take();
         drop(runtime);
-        woken
     }
 
     /// Called once the task's exit is told: releases the poll's unit and the wake that
@@ -246,8 +251,7 @@ impl TaskWake {
         if self.scheduled.swap(true, Ordering::SeqCst) {
             activity.leave();
         }
-        let runtime = lock(&self.runtime).take();
-        drop(runtime);
+        self.let_go_of_runtime();
     }
 
     /// A wake from one of the futures the task polls. Only the first wake since the last

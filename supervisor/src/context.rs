@@ -438,7 +438,10 @@ impl Context {
     /// and it stays `Dead` whatever it then returns. Signals from a stale context are
     /// ignored (and logged at `supervisor`).
     pub fn signal(&self, signal: Signal) {
-        let signalled = self.inner.shared.tree().signal(self.inner.key, signal);
+        let signalled = self
+            .inner
+            .shared
+            .in_tree(|tree| tree.signal(self.inner.key, signal));
         if let Some(dog) = self.inner.watchdog()
             && !matches!(signalled, Signalled::Stale)
         {

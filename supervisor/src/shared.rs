@@ -120,8 +120,9 @@ impl Shared {
     }
 
     /// Runs `act` on the tree under its lock, for a call that takes no [`Effects`] (starting
-    /// children moves only its starts), and logs what the metrics sinks' panics left to log
-    /// once the lock is released.
+    /// children moves only its starts, a signal nothing), and once the lock is released
+    /// logs what the metrics sinks' panics left to log and tells whoever waits on the
+    /// tree's health of a change.
     pub(crate) fn in_tree<T>(&self, act: impl FnOnce(&mut Tree) -> T) -> T {
         let (done, sink_panics, health) = {
             let mut tree = self.tree();
@@ -406,16 +407,12 @@ impl Shared {
     /// the lock, in one pass, and their tasks are woken once it is released, while the
     /// first of them may already be telling the tree of their exits.
     pub(crate) fn cancel(&self) {
-        let mut effects = Effects::default();
-        let health = {
-            let mut tree = self.tree();
+        let fired = self.in_tree(|tree| {
+            let mut effects = Effects::default();
             tree.cancel_all(&mut effects);
-            tree.take_health_changed()
-        };
-        self.fire(effects.fired);
-        if health {
-            self.tell_health();
-        }
+            effects.fired
+        });
+        self.fire(fired);
     }
 
     /// Whether the supervisor failed stop (its tree's lock was poisoned).

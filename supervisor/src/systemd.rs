@@ -238,6 +238,20 @@ mod tests {
         Ok(())
     }
 
+    /// A root that starts its children with `setup`, then serves.
+    fn parent(
+        setup: impl Fn(&Context) -> Result<(), crate::RunError> + Send + Sync + 'static,
+    ) -> impl crate::Runnable {
+        let setup = std::sync::Arc::new(setup);
+        move |ctx: Context| {
+            let setup = setup.clone();
+            async move {
+                setup(&ctx)?;
+                serve(ctx).await
+            }
+        }
+    }
+
     /// A socket bound where `NOTIFY_SOCKET` says, as systemd's.
     struct Systemd {
         socket: tokio::net::UnixDatagram,
@@ -311,23 +325,16 @@ mod tests {
     fn gated_tree() -> (impl crate::Runnable, tokio::sync::mpsc::UnboundedSender<()>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
-        let root = move |ctx: Context| {
+        let root = parent(move |ctx| {
             let rx = rx.clone();
-            async move {
-                ctx.run("db", move |ctx: Context| {
-                    let rx = rx.clone();
-                    async move {
-                        rx.lock().await.recv().await;
-                        ctx.signal(Signal::Healthy);
-                        ctx.cancelled().await;
-                        Ok(())
-                    }
-                })?;
-                ctx.signal(Signal::Healthy);
-                ctx.cancelled().await;
-                Ok(())
-            }
-        };
+            ctx.run("db", move |ctx: Context| {
+                let rx = rx.clone();
+                async move {
+                    rx.lock().await.recv().await;
+                    serve(ctx).await
+                }
+            })
+        });
         (root, tx)
     }
 
@@ -365,28 +372,18 @@ mod tests {
         let sup = Supervisor::builder()
             .systemd_env(systemd.env())
             .backoff(Backoff::constant(Duration::from_secs(3)))
-            .start(move |ctx: Context| {
+            .start(parent(move |ctx| {
                 let tx = tx.clone();
-                async move {
-                    ctx.run("flaky", move |ctx: Context| {
-                        let tx = tx.clone();
-                        async move {
-                            ctx.signal(Signal::Healthy);
-                            let _ = tx.send(ctx.clone());
-                            ctx.cancelled().await;
-                            Ok(())
-                        }
-                    })?;
-                    ctx.signal(Signal::Healthy);
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
+                ctx.run("flaky", move |ctx: Context| {
+                    let _ = tx.send(ctx.clone());
+                    serve(ctx)
+                })
+            }));
         sup.ready().await;
         sup.settled().await;
         let flaky = rx.recv().await.unwrap();
         let _ = systemd.received();
-        // Returning Ok while Healthy is a failure: restarted after 3 s.
+        // It cancels itself: restarted after its backoff of 3 s.
         flaky.cancellation_token().cancel();
         sup.settled().await;
         let received = systemd.received();
@@ -458,31 +455,23 @@ mod tests {
         let sup = Supervisor::builder()
             .systemd_env(watched(&systemd, "2000000", None))
             .backoff(Backoff::constant(Duration::from_secs(10)))
-            .start(move |ctx: Context| {
+            .start(parent(move |ctx| {
                 let rx = rx.clone();
-                async move {
-                    let spec = Spec::new().watchdog(Duration::from_secs(3)).critical();
-                    ctx.run_with(
-                        "engine",
-                        move |ctx: Context| {
-                            let rx = rx.clone();
-                            async move {
-                                ctx.signal(Signal::Healthy);
-                                // Fed while told to, then wedged.
-                                while rx.lock().await.recv().await.is_some() {
-                                    ctx.heartbeat();
-                                }
-                                std::future::pending::<()>().await;
-                                Ok(())
-                            }
-                        },
-                        spec,
-                    )?;
-                    ctx.signal(Signal::Healthy);
-                    ctx.cancelled().await;
-                    Ok(())
-                }
-            });
+                let engine = move |ctx: Context| {
+                    let rx = rx.clone();
+                    async move {
+                        ctx.signal(Signal::Healthy);
+                        // Fed while told to, then wedged.
+                        while rx.lock().await.recv().await.is_some() {
+                            ctx.heartbeat();
+                        }
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    }
+                };
+                let spec = Spec::new().watchdog(Duration::from_secs(3)).critical();
+                ctx.run_with("engine", engine, spec)
+            }));
         sup.ready().await;
         sup.settled().await;
         let _ = systemd.received();
@@ -526,13 +515,10 @@ mod tests {
     async fn a_critical_node_that_stops_feeding_is_found_out_before_its_task_runs() {
         // What a runnable blocking its thread looks like to the pings: its task cannot
         // run to fail it, but its heartbeats have stopped.
-        let sup = Supervisor::new(|ctx: Context| async move {
+        let sup = Supervisor::new(parent(|ctx| {
             let spec = Spec::new().watchdog(Duration::from_secs(2)).critical();
-            ctx.run_with("engine", serve, spec)?;
-            ctx.signal(Signal::Healthy);
-            ctx.cancelled().await;
-            Ok(())
-        });
+            ctx.run_with("engine", serve, spec)
+        }));
         sup.ready().await;
         sup.settled().await;
         assert!(sup.shared().tree().expired_critical().is_none());

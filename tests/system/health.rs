@@ -1,6 +1,7 @@
 //! Readiness up the tree and watchdogs (DESIGN §16), under paused time: a timeout that
 //! runs out proves that something did not happen, as paused time jumps to it only once
-//! everything else is idle.
+//! everything else is idle. The sleeps are inside runnables, as their work: the time that
+//! passes between heartbeats, or while a node is New or Done, is what a test is about.
 
 use std::time::Duration;
 
@@ -143,11 +144,7 @@ async fn readiness_falls_the_moment_shutdown_begins() {
 
 #[tokio::test(start_paused = true)]
 async fn a_tree_that_finished_by_itself_is_not_ready() {
-    let sup = Supervisor::new(|ctx: Context| async move {
-        ctx.signal(Signal::Healthy);
-        ctx.signal(Signal::Done);
-        Ok(())
-    });
+    let sup = Supervisor::new(tree(|_| Ok(())));
     let probe = sup.clone();
     sup.wait().await;
     assert_eq!(state(&probe, "root"), NodeState::Done);
@@ -301,16 +298,11 @@ async fn a_stale_context_cannot_feed_the_next_incarnation() {
 #[tokio::test(start_paused = true)]
 async fn watchdog_specs_that_break_their_rules_are_refused() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sup = Supervisor::new(move |ctx: Context| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send(ctx.run_with("a", serve, Spec::new().watchdog(Duration::ZERO)));
-            let _ = tx.send(ctx.run_with("b", serve, Spec::new().critical()));
-            ctx.signal(Signal::Healthy);
-            ctx.signal(Signal::Done);
-            Ok(())
-        }
-    });
+    let sup = Supervisor::new(tree(move |ctx| {
+        let _ = tx.send(ctx.run_with("a", serve, Spec::new().watchdog(Duration::ZERO)));
+        let _ = tx.send(ctx.run_with("b", serve, Spec::new().critical()));
+        Ok(())
+    }));
     let probe = sup.clone();
     sup.wait().await;
     assert_eq!(state(&probe, "root"), NodeState::Done);
@@ -332,27 +324,7 @@ async fn watchdog_specs_that_break_their_rules_are_refused() {
 
 // ---- systemd, through the process's environment -----------------------------------------
 
-/// Run by [`systemd_notify_reads_the_environment`] in a child process whose environment it
-/// sets: a tree that gets ready, then is cancelled.
-#[test]
-#[ignore = "run in a child process by systemd_notify_reads_the_environment"]
-fn systemd_child() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let sup = Supervisor::builder()
-            .systemd_notify()
-            .start(tree(|ctx| ctx.run("web", serve)));
-        sup.ready().await;
-        sup.settled().await;
-        sup.cancel();
-        sup.wait().await;
-    });
-}
-
-/// The datagrams a child process running [`systemd_child`] sends, with `NOTIFY_SOCKET` set
+/// The datagrams the program `systemd-child` (`tests/bin`) sends, with `NOTIFY_SOCKET` set
 /// to a socket bound here (or not set at all).
 #[cfg(target_os = "linux")]
 fn child_notifies(set: bool) -> Vec<String> {
@@ -364,16 +336,13 @@ fn child_notifies(set: bool) -> Vec<String> {
     let _ = std::fs::remove_file(&path);
     let socket = UnixDatagram::bind(&path).unwrap();
     socket.set_nonblocking(true).unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-    child.args(["health::systemd_child", "--exact", "--ignored", "--quiet"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_systemd-child"));
     child
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC");
     if set {
         child.env("NOTIFY_SOCKET", &path);
     }
-    // Its own test runner's lines are not this run's.
-    child.stdout(std::process::Stdio::null());
     let status = child.status().unwrap();
     assert!(status.success(), "the child failed: {status}");
     let mut received = Vec::new();

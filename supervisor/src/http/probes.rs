@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::shared::Shared;
-use crate::{Context, Supervisor};
+use crate::{Context, NotReady, Supervisor};
 
 /// The probe endpoints of a tree, as a tower [`Service`](tower_service::Service) of
 /// HTTP requests: mount it in a server of your own (axum, tonic, hyper), or serve it with
@@ -134,24 +134,17 @@ impl Probes {
     /// `/readyz`'s checks: the DNs whose readiness is the tree's.
     fn readiness(&self) -> Vec<Check> {
         let health = self.shared.tree().health();
-        let mut checks: Vec<Check> = health
+        health
             .checks()
             .map(|node| Check {
                 name: node.dn.clone(),
+                // A node that does not pass is not ready, and says why.
                 failure: (!node.passes).then(|| match &node.not_ready {
                     Some(why) => why.to_string(),
-                    None => "not ready".to_owned(),
+                    None => NotReady::ShuttingDown.to_string(),
                 }),
             })
-            .collect();
-        // The tree can be unready with every node passing only while it has no root.
-        if checks.is_empty() {
-            checks.push(Check {
-                name: "root".to_owned(),
-                failure: Some("the tree has no root".to_owned()),
-            });
-        }
-        checks
+            .collect()
     }
 
     /// `/livez`'s one check.

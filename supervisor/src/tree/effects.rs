@@ -162,8 +162,8 @@ pub(crate) enum Outcome {
 /// What became of a signal.
 pub(crate) enum Signalled {
     Accepted,
-    /// Effects to apply: the signal was illegal (the node is now `Dead`), or a metrics sink
-    /// panicked when told of it. (Boxed: rare, and large.)
+    /// Effects to apply: the signal was illegal (the node is now `Dead`). (Boxed: rare, and
+    /// large.)
     WithEffects(Box<Effects>),
     /// The context's incarnation has ended; nothing changed.
     Stale,

@@ -316,7 +316,8 @@ impl Tree {
     }
 
     /// A signal of the incarnation `key`. Accepting one only changes a state, so it brings
-    /// no effects but the metrics sinks' panics, if any.
+    /// no effects: what the metrics sinks' panics and a change of health leave to do, the
+    /// caller takes after it ([`Shared::in_tree`](crate::shared::Shared::in_tree)).
     pub(crate) fn signal(&mut self, key: Key, signal: Signal) -> Signalled {
         let Some(node) = self.current(key).filter(|n| n.running) else {
             return Signalled::Stale;
@@ -330,13 +331,13 @@ impl Tree {
                 node.backoff.reset(&node.policy.backoff);
                 self.set_state(key.id, NodeState::Healthy);
                 self.healthy_again(key);
-                self.accepted()
+                Signalled::Accepted
             }
             (NodeState::Healthy, Signal::Done) => {
                 let node = self.node_mut(key.id);
                 node.backoff.reset(&node.policy.backoff);
                 self.set_state(key.id, NodeState::Done);
-                self.accepted()
+                Signalled::Accepted
             }
             (state, signal) => {
                 let mut effects = Effects::default();
@@ -346,14 +347,6 @@ impl Tree {
                 self.restart_all(siblings, &mut effects);
                 Signalled::WithEffects(Box::new(self.finish(effects)))
             }
-        }
-    }
-
-    fn accepted(&mut self) -> Signalled {
-        if self.sink_panics.is_empty() && !self.health.changed {
-            Signalled::Accepted
-        } else {
-            Signalled::WithEffects(Box::new(self.finish(Effects::default())))
         }
     }
 
@@ -549,8 +542,7 @@ impl Tree {
     /// counts as finished.
     pub(crate) fn watch_builder_token(&mut self) -> CancellationToken {
         self.top.adopt(self.token.clone());
-        self.watching = true;
-        self.finished.clone()
+        self.watch_finished()
     }
 
     /// Catches the tree up with the handed-out tokens on the way from `id` to the top: the

@@ -542,8 +542,9 @@ impl Tree {
         let cancel = self.cancel_below(node.parent, node.ordered);
         let node = self.node_mut(id);
         node.cancel = cancel;
-        // Normally already forgotten; nothing of the last incarnation may reach the next.
-        node.children = None;
+        // Normally already forgotten (which counted its readiness again); nothing of the
+        // last incarnation may reach the next.
+        let had_children = node.children.take().is_some();
         node.failed = false;
         node.cancelled_at = 0;
         node.pending = Pending::None;
@@ -551,7 +552,9 @@ impl Tree {
         node.restarts += 1;
         self.restart_not_due(id);
         self.set_state(id, NodeState::New);
-        self.recount(id);
+        if had_children {
+            self.recount(id);
+        }
         effects.starts.push(self.launch(id));
     }
 
