@@ -59,8 +59,13 @@ impl Deferring {
 impl Drop for Deferring {
     fn drop(&mut self) {
         let held = HELD.with(|held| held.replace(self.outer.take()));
-        for (shared, start) in held.into_iter().flat_map(|held| held.starts) {
-            shared.spawn_now(start);
+        // Most polls hold nothing: no iterator to make and drop for them.
+        if let Some(held) = held
+            && !held.starts.is_empty()
+        {
+            for (shared, start) in held.starts {
+                shared.spawn_now(start);
+            }
         }
     }
 }

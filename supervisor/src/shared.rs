@@ -124,16 +124,18 @@ impl Shared {
     /// logs what the metrics sinks' panics left to log and tells whoever waits on the
     /// tree's health of a change.
     pub(crate) fn in_tree<T>(&self, act: impl FnOnce(&mut Tree) -> T) -> T {
-        let (done, sink_panics, health) = {
+        let (done, after) = {
             let mut tree = self.tree();
             let done = act(&mut tree);
-            (done, tree.take_sink_panics(), tree.take_health_changed())
+            (done, tree.take_after_lock())
         };
-        if !sink_panics.is_empty() {
-            self.log_notes(&sink_panics);
-        }
-        if health {
-            self.tell_health();
+        if let Some((sink_panics, health)) = after {
+            if !sink_panics.is_empty() {
+                self.log_notes(&sink_panics);
+            }
+            if health {
+                self.tell_health();
+            }
         }
         done
     }

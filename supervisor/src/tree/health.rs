@@ -25,19 +25,31 @@ use super::{Key, NodeId, Tree};
 impl Node {
     /// Whether the node itself is ready: Healthy or Done.
     pub(super) fn passes(&self) -> bool {
-        matches!(self.state, NodeState::Healthy | NodeState::Done)
+        passing(self.state)
     }
 
     /// Whether its readiness is part of its parent's: unless its spec ignores readiness,
     /// or it is a temporary child that has ended, which nothing will start again.
     pub(super) fn gates(&self) -> bool {
+        self.gates_as(self.state, self.running)
+    }
+
+    /// Whether it would gate its parent in `state`, `running` or not.
+    fn gates_as(&self, state: NodeState, running: bool) -> bool {
         self.policy.gates_readiness
             && !(self.policy.restart == Restart::Temporary
-                && !self.running
+                && !running
                 && matches!(
-                    self.state,
+                    state,
                     NodeState::Done | NodeState::Dead | NodeState::Canceled
                 ))
+    }
+
+    /// Whether having left state `was` for its own leaves every readiness count as it is:
+    /// it passes as it did, and it is not temporary (the only kind whose gating changes
+    /// with its state). Most state changes: a crash loop's New to Dead and back.
+    pub(super) fn readiness_stays(&self, was: NodeState) -> bool {
+        self.passes() == passing(was) && self.policy.restart != Restart::Temporary
     }
 
     /// What it adds to its parent's count.
@@ -48,6 +60,11 @@ impl Node {
             0
         }
     }
+}
+
+/// Whether a node in `state` is ready itself.
+fn passing(state: NodeState) -> bool {
+    matches!(state, NodeState::Healthy | NodeState::Done)
 }
 
 /// What the tree keeps for health beyond the counts.
@@ -123,13 +140,19 @@ impl Watchdog {
 }
 
 impl Tree {
-    /// Moves `id`'s count and its ancestors' by what `change` does to the node (its state,
-    /// or its running).
-    pub(super) fn change_readiness(&mut self, id: NodeId, change: impl FnOnce(&mut Node)) {
+    /// Moves `id`'s count and its ancestors' for what changed of the node: it was in state
+    /// `was`, running or not as `was_running` says, and is as it is now. (The common state
+    /// change, which moves no count, is passed by [`Node::readiness_stays`] before this is
+    /// called; kept out of line, so that its callers on the restart path stay small.)
+    #[inline(never)]
+    pub(super) fn readiness_moved(&mut self, id: NodeId, was: NodeState, was_running: bool) {
         let node = self.node_mut(id);
-        let (passed, before) = (node.passes(), node.counted());
-        change(node);
-        match (passed, node.passes()) {
+        let before = if node.gates_as(was, was_running) {
+            i64::from(node.unready)
+        } else {
+            0
+        };
+        match (passing(was), node.passes()) {
             (true, false) => node.unready += 1,
             (false, true) => node.unready -= 1,
             _ => {}
@@ -138,20 +161,22 @@ impl Tree {
         self.propagate_unready(parent, delta);
     }
 
-    /// Adds `delta` to the count of `from` and passes on what that changes of what it adds
-    /// to its own parent's, up to the root. (A node being forgotten with its parent may
-    /// have none left in the tree: the walk ends there.)
-    pub(super) fn propagate_unready(&mut self, from: Option<NodeId>, mut delta: i64) {
+    /// Adds `delta` to the count of `from` and of each ancestor it reaches: up to the root,
+    /// or to the first that does not gate its parent. (Whether a node gates does not depend
+    /// on its count, so it passes on all of `delta` or none. A node being forgotten with
+    /// its parent may have none left in the tree: the walk ends there.)
+    pub(super) fn propagate_unready(&mut self, from: Option<NodeId>, delta: i64) {
+        if delta == 0 {
+            return;
+        }
         let mut cur = from;
-        while delta != 0 {
-            let Some(node) = cur.and_then(|c| self.slots[c].as_mut()) else {
-                return;
-            };
-            let before = node.counted();
+        while let Some(node) = cur.and_then(|c| self.slots[c].as_mut()) {
             let unready = i64::from(node.unready) + delta;
             debug_assert!(unready >= 0, "{}: readiness count below zero", node.dn);
             node.unready = u32::try_from(unready).unwrap_or(0);
-            delta = node.counted() - before;
+            if !node.gates() {
+                return;
+            }
             cur = node.parent;
         }
     }

@@ -188,7 +188,7 @@ impl Tree {
 
     /// Starts `members` as one group of children of `key`, all or none. The starts (and an
     /// ordered group's watch) are the only effects, but for the sinks' panics, which the
-    /// caller takes with [`take_sink_panics`](Tree::take_sink_panics): the hot path moves
+    /// caller takes with [`take_after_lock`](Tree::take_after_lock): the hot path moves
     /// no `Effects`.
     pub(crate) fn run_group<S: AsRef<str>>(
         &mut self,
@@ -289,9 +289,17 @@ impl Tree {
         Ok(Started { starts, watch })
     }
 
-    /// What the metrics sinks' panics left to log, for a caller that took no `Effects`.
-    pub(crate) fn take_sink_panics(&mut self) -> Vec<Note> {
-        std::mem::take(&mut self.sink_panics)
+    /// What a caller that took no `Effects` has left to do once the lock is released: the
+    /// metrics sinks' panics to log, and whether to tell of a change of health. `None`,
+    /// most often, when there is nothing.
+    pub(crate) fn take_after_lock(&mut self) -> Option<(Vec<Note>, bool)> {
+        if self.sink_panics.is_empty() && !self.health.changed {
+            return None;
+        }
+        Some((
+            std::mem::take(&mut self.sink_panics),
+            self.take_health_changed(),
+        ))
     }
 
     /// Reserves `name` below `key` for a sub-logger, returning the sub-logger's DN. Asking

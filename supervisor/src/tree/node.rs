@@ -288,13 +288,16 @@ impl Tree {
     /// [`set_state`](Tree::set_state) with the time already read.
     pub(super) fn set_state_at(&mut self, id: NodeId, state: NodeState, now: u64) {
         let node = self.node_mut(id);
-        if node.state == state {
+        let was = node.state;
+        if was == state {
             return;
         }
-        self.change_readiness(id, |node| {
-            node.state = state;
-            node.since = now;
-        });
+        node.state = state;
+        node.since = now;
+        if !node.readiness_stays(was) {
+            let running = node.running;
+            self.readiness_moved(id, was, running);
+        }
         self.notify(id, state);
     }
 
@@ -388,11 +391,12 @@ impl Tree {
 
     /// Marks whether `id`'s task is alive, keeping `running_below` of it and its ancestors.
     pub(super) fn set_running(&mut self, id: NodeId, running: bool) {
-        if self.node(id).policy.restart == crate::Restart::Temporary {
-            // Whether an ended temporary child gates readiness depends on it.
-            self.change_readiness(id, |node| node.running = running);
-        } else {
-            self.node_mut(id).running = running;
+        let node = self.node_mut(id);
+        let was_running = std::mem::replace(&mut node.running, running);
+        // Whether an ended temporary child gates readiness depends on it.
+        if node.policy.restart == crate::Restart::Temporary {
+            let state = node.state;
+            self.readiness_moved(id, state, was_running);
         }
         let mut cur = Some(id);
         while let Some(c) = cur {
