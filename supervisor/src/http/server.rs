@@ -147,11 +147,11 @@ impl HealthServer {
                 ));
                 continue;
             };
-            let (ctx, probes, log) = (ctx.clone(), probes.clone(), log.clone());
-            drop(ctx.clone().spawn(async move {
+            let (stop, probes, log) = (ctx.clone(), probes.clone(), log.clone());
+            drop(ctx.spawn(async move {
                 let _slot = slot;
                 tokio::select! {
-                    () = ctx.cancelled() => {}
+                    () = stop.cancelled() => {}
                     served = connection(stream, probes) => if let Err(e) = served {
                         log.info(format_args!("connection from {peer}: {e}"));
                     },
