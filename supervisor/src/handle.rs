@@ -235,7 +235,7 @@ impl Supervisor {
         &self.shared
     }
 
-    #[cfg(feature = "http")]
+    #[cfg(any(feature = "http", feature = "grpc"))]
     pub(crate) fn shared_state(&self) -> &Arc<Shared> {
         &self.shared
     }

@@ -89,7 +89,9 @@
 //! | `process` | on | [`run_command`] and [`run_program`]: child processes as runnables (Unix; `rustix` for signals) |
 //! | `prometheus` | on | [`PrometheusMetrics`]: node states exported into a `prometheus::Registry` |
 //! | `signal` | on | [`shutdown_signal`](fn@shutdown_signal): SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
-//! | `http` | off | `supervisor::http`: Kubernetes probes (`/livez`, `/readyz`, `/healthz`) and `/metrics` over HTTP/1.1, as a runnable and as a tower `Service` (hyper 1, `hyper-util`, `tower-service`; no web framework) |
+//! | `server` | off | `supervisor::server`: a hyper (or tower) service served as a runnable, HTTP/1.1 and HTTP/2, with a graceful or a hard stop, every connection and stream a task of its node (hyper 1, `hyper-util`, `http`, `tower-service`; no web framework) |
+//! | `http` | off | `supervisor::http`, with `server`: Kubernetes probes (`/livez`, `/readyz`, `/healthz`) and `/metrics`, as a runnable and as a tower `Service` (adds `http-body-util`, `bytes`) |
+//! | `grpc` | off | `supervisor::grpc`, with `server`: the gRPC health service (`grpc.health.v1`) answering with the tree's readiness per DN, for tonic services served by `server` (`tonic` without its transport, `tonic-health`) |
 //! | `testing` | off | `supervisor::testing` and `#[supervisor::test]` (with `macros`): the test harness, paused time. It turns on tokio's `test-util`, so enable it under `[dev-dependencies]` only |
 //!
 //! With no features the crate is the runtime alone: runnables, contexts, restarts, the log
@@ -109,6 +111,9 @@ mod deferred;
 mod dynamic;
 mod error;
 mod group;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
 mod handle;
 mod hash;
 mod health;
@@ -123,6 +128,9 @@ mod node_task;
 mod policy;
 pub mod registry;
 mod runnable;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 mod shared;
 #[cfg(feature = "signal")]
 mod shutdown_signal;

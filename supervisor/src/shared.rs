@@ -423,6 +423,12 @@ impl Shared {
         self.poisoned.load(Ordering::SeqCst)
     }
 
+    /// Whether the tree is shutting down: nothing will restart.
+    #[cfg(feature = "server")]
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.tree().shutting_down()
+    }
+
     /// Logs a warning of the supervisor's own at `supervisor`, and as a `tracing` event for
     /// the application's subscriber.
     pub(crate) fn warn(&self, text: &str) {

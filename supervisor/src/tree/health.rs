@@ -220,7 +220,7 @@ impl Tree {
 
     /// Whether the tree is shutting down: cancelled (by its handle, its builder's token,
     /// or giving up), or finished — nothing runs and nothing will restart.
-    fn shutting_down(&self) -> bool {
+    pub(crate) fn shutting_down(&self) -> bool {
         self.cancelled_at != 0
             || self.top.is_marked()
             || self.top.token_cancelled()
