@@ -102,6 +102,9 @@ impl hyper::service::Service<Request<Incoming>> for App {
                 unfinished.0 = None;
                 return Ok(Response::new(Full::from("slow, but done\n")));
             }
+            if request.uri().path() == "/panic" {
+                panic!("a handler bug");
+            }
             Ok(Response::new(Full::from("hello\n")))
         })
     }
@@ -408,4 +411,137 @@ async fn the_server_restarts_and_serves_again_on_its_address() {
     sup.cancel();
     sup.wait().await;
     assert!(refused(addr).await);
+}
+
+#[tokio::test]
+async fn a_service_that_panics_fails_its_connection_or_stream_alone() {
+    let (sup, _recorder, _control, addr) = served(Stop::Graceful, Spec::new()).await;
+    assert_eq!(read_to_end(request(addr, "/panic", true).await).await, "");
+    assert!(
+        read_to_end(request(addr, "/", true).await)
+            .await
+            .ends_with("hello\n")
+    );
+    // On HTTP/2 the stream is reset; its connection's other streams carry on.
+    let (mut sender, driver) = h2(addr).await;
+    assert!(sender.send_request(get("/panic")).await.is_err());
+    let hello = sender.send_request(get("/")).await.unwrap();
+    assert_eq!(body(hello).await, "hello\n");
+    sup.settled().await;
+    assert_eq!(sup.states()["root.api"], NodeState::Healthy);
+    let log = texts(&sup.log_tree(), "root.api");
+    let panicked = |l: &&String| l.ends_with(": its service panicked: a handler bug");
+    assert!(
+        log.iter()
+            .filter(panicked)
+            .any(|l| l.starts_with("connection from 127.0.0.1:")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .filter(panicked)
+            .any(|l| l.starts_with("an HTTP/2 stream")),
+        "{log:?}"
+    );
+    drop(sender);
+    sup.cancel();
+    sup.wait().await;
+    driver.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_error_is_logged_at_the_node_and_is_not_a_failure() {
+    let (sup, recorder, _control, addr) = served(Stop::Graceful, Spec::new()).await;
+    let mut garbage = TcpStream::connect(addr).await.unwrap();
+    garbage.write_all(b"NOT HTTP AT ALL\r\n\r\n").await.unwrap();
+    let answer = read_to_end(garbage).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    // A client gone before it sent a whole request.
+    let mut gone = TcpStream::connect(addr).await.unwrap();
+    gone.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
+    drop(gone);
+    assert!(
+        read_to_end(request(addr, "/", true).await)
+            .await
+            .ends_with("hello\n")
+    );
+    sup.settled().await;
+    assert_eq!(
+        recorder.history("root.api"),
+        [NodeState::New, NodeState::Healthy]
+    );
+    let log = texts(&sup.log_tree(), "root.api");
+    let errors = log
+        .iter()
+        .filter(|l| l.starts_with("connection from 127.0.0.1:"))
+        .count();
+    assert_eq!(errors, 2, "{log:?}");
+    sup.cancel();
+    sup.wait().await;
+}
+
+#[tokio::test]
+async fn a_failed_bind_is_a_failure_restarted_after_its_backoff() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (app, _control) = app();
+    let api = Server::bind(addr, app).runnable();
+    let recorder = Recorder::default();
+    let sup = Supervisor::builder()
+        .metrics(recorder.clone())
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .start(tree(move |ctx| ctx.run("api", api.clone())));
+    recorder.wait_for("root.api", NodeState::Dead).await;
+    let error = sup
+        .status()
+        .get("root.api")
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap();
+    assert!(
+        error.starts_with(&format!("returned error: cannot listen on {addr}: ")),
+        "{error}"
+    );
+    drop(taken);
+    recorder.wait_for("root.api", NodeState::Healthy).await;
+    assert!(
+        read_to_end(request(addr, "/", true).await)
+            .await
+            .ends_with("hello\n")
+    );
+    sup.cancel();
+    sup.wait().await;
+}
+
+#[tokio::test]
+async fn a_connection_over_the_limit_is_closed_as_it_is_accepted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (app, mut control) = app();
+    let api = Server::on(listener, app).max_connections(1).runnable();
+    let (sup, recorder) = crate::support::recorded(tree(move |ctx| ctx.run("api", api.clone())));
+    recorder.wait_for("root.api", NodeState::Healthy).await;
+    let slow = request(addr, "/slow", true).await;
+    control.started().await;
+    assert_eq!(read_to_end(request(addr, "/", true).await).await, "");
+    control.open();
+    assert!(read_to_end(slow).await.ends_with("slow, but done\n"));
+    sup.settled().await;
+    // Its slot is free again.
+    assert!(
+        read_to_end(request(addr, "/", true).await)
+            .await
+            .ends_with("hello\n")
+    );
+    let log = texts(&sup.log_tree(), "root.api");
+    assert!(
+        log.iter().any(|l| l.ends_with(": 1 are open already")),
+        "{log:?}"
+    );
+    sup.cancel();
+    sup.wait().await;
 }

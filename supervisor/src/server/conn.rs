@@ -3,18 +3,22 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
+use pin_project_lite::pin_project;
 use tokio::net::TcpStream;
 
 use super::{BoxError, Stop};
 use crate::Context;
+use crate::error::panic_message_dropped;
 use crate::logtree::Logger;
 
 /// hyper's executor for a server's HTTP/2 streams: each runs as a task of the server's
@@ -33,6 +37,8 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, stream: F) {
+        let log = self.ctx.logger();
+        let stream = Caught::new(stream, log, Whose::Stream);
         match self.stop {
             Stop::Graceful => drop(self.ctx.spawn(stream)),
             Stop::Hard => {
@@ -44,6 +50,59 @@ where
                         _ = stream => {}
                     }
                 }));
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A connection's or a stream's future, whose panic (the service's: hyper polls the
+    /// service's futures inside them) ends it alone, told at the node's DN rather than only
+    /// to the process's panic hook.
+    pub(crate) struct Caught<F> {
+        #[pin]
+        future: F,
+        log: Logger,
+        whose: Whose,
+    }
+}
+
+/// Whose future a [`Caught`] is, for its log line.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Whose {
+    Connection(SocketAddr),
+    Stream,
+}
+
+impl std::fmt::Display for Whose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Whose::Connection(peer) => write!(f, "connection from {peer}"),
+            Whose::Stream => f.write_str("an HTTP/2 stream"),
+        }
+    }
+}
+
+impl<F> Caught<F> {
+    pub(crate) fn new(future: F, log: Logger, whose: Whose) -> Self {
+        Caught { future, log, whose }
+    }
+}
+
+impl<F: Future> Future for Caught<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
+            Ok(polled) => polled.map(Some),
+            Err(payload) => {
+                let message = panic_message_dropped(payload);
+                this.log.warning(format_args!(
+                    "{}: its service panicked: {message}",
+                    this.whose
+                ));
+                Poll::Ready(None)
             }
         }
     }
@@ -155,7 +214,8 @@ impl Cut<'_> {
 
 impl Drop for Cut<'_> {
     fn drop(&mut self) {
-        if !self.finished {
+        // Unwinding: the service panicked, which `Caught` tells.
+        if !self.finished && !std::thread::panicking() {
             self.log.warning(format_args!(
                 "connection from {}: dropped unfinished, at the shutdown deadline",
                 self.peer

@@ -71,7 +71,7 @@ use hyper_util::server::conn::auto;
 /// [`Probes`](crate::http::Probes)) to the hyper service a [`Server`] serves.
 pub use hyper_util::service::TowerToHyperService;
 
-use self::conn::{Exec, Open, Serving};
+use self::conn::{Caught, Exec, Open, Serving, Whose};
 pub(crate) use self::listen::Listen;
 use crate::{Context, Runnable, Signal};
 
@@ -318,7 +318,8 @@ impl Settings {
                 stop: self.stop,
                 log: log.clone(),
             };
-            drop(ctx.spawn(conn::serve(serving, stream, peer, slot)));
+            let served = conn::serve(serving, stream, peer, slot);
+            drop(ctx.spawn(Caught::new(served, log.clone(), Whose::Connection(peer))));
         }
         // Closed (or kept for the next start) before anything else: from here a new
         // connection is refused, or waits for the next incarnation.
