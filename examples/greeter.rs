@@ -96,7 +96,7 @@ where
 }
 
 /// The client's side: one `SayHello` call on `channel`.
-#[allow(dead_code)] // The example serves; the tests call.
+#[allow(dead_code)] // Called by the tests, not by the example.
 pub async fn say_hello<T>(channel: T, name: &str) -> Result<HelloReply, Status>
 where
     T: tonic::client::GrpcService<tonic::body::Body>,
