@@ -25,13 +25,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tokio::sync::Notify;
-use tokio::sync::futures::Notified;
+use tokio::sync::futures::{Notified, OwnedNotified};
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, TaskWake};
@@ -48,8 +48,9 @@ pub(crate) struct Cancel {
 /// What only some incarnations need.
 #[derive(Default)]
 struct Outside {
-    /// Futures waiting for the cancellation from another task than the node's.
-    waiters: Notify,
+    /// Futures waiting for the cancellation from another task than the node's (shared, so
+    /// that a node's spawned task, which owns its context, can own its wait too).
+    waiters: Arc<Notify>,
     /// The token handed out for the incarnation.
     token: OnceLock<CancellationToken>,
 }
@@ -148,6 +149,9 @@ impl Cancel {
                 token.cancel();
             }
             self.wake.wake(activity);
+            // The node's spawned tasks watch the token too from now on (so that cancelling
+            // it reaches them after the runnable has returned): wake them to start.
+            outside.waiters.notify_waiters();
         }
         token
     }
@@ -159,6 +163,48 @@ impl Cancel {
             cancel: self,
             waiter: None,
         }
+    }
+}
+
+pin_project! {
+    /// A wait for the tree's cancellation that owns its registration: for a node's spawned
+    /// task ([`NodeTask`](crate::node_task::NodeTask)), which holds its context. Registered
+    /// on its first poll; after that a poll is a read of the flag — no lock — as the task
+    /// is woken through the waker it registered with (a spawned task's is its own for
+    /// life).
+    pub(crate) struct MarkedOwned {
+        #[pin]
+        waiter: Option<OwnedNotified>,
+    }
+}
+
+impl MarkedOwned {
+    pub(crate) fn new() -> Self {
+        MarkedOwned { waiter: None }
+    }
+
+    /// Forgets the registration, so that the next poll registers again.
+    pub(crate) fn reset(self: Pin<&mut Self>) {
+        self.project().waiter.set(None);
+    }
+
+    /// Whether `cancel` is marked; registers to be woken when it is, the first time.
+    pub(crate) fn poll_marked(self: Pin<&mut Self>, cancel: &Cancel, cx: &mut Context<'_>) -> bool {
+        let mut waiter = self.project().waiter;
+        if cancel.is_marked() {
+            return true;
+        }
+        if waiter.is_none() {
+            waiter.set(Some(cancel.outside().waiters.clone().notified_owned()));
+            if let Some(mut registered) = waiter.as_mut().as_pin_mut() {
+                registered.as_mut().enable();
+                // With this poll's waker: a fire from here on wakes the task.
+                let _ = registered.poll(cx);
+            }
+            fence(Ordering::SeqCst);
+            return cancel.is_marked();
+        }
+        false
     }
 }
 
@@ -186,7 +232,8 @@ impl Future for Marked<'_> {
                     if waiter.poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    // Fired: the flag is set. (Nothing else notifies the waiters.)
+                    // Fired, or told that a token was made: look at the flag again, and
+                    // register again if it is not set.
                     this.waiter.set(None);
                 }
                 None => {

@@ -2,6 +2,13 @@
 //! §15): its `tracing` events land at the node's DN, its wakes count toward `settled()`, it
 //! is aborted once the node's context has been cancelled for the node's shutdown grace, and
 //! `wait()` outlasts it.
+//!
+//! It waits for the cancellation among the incarnation's waiters, not on a
+//! `CancellationToken`: a token would be made for every node that spawns, and every
+//! `is_cancelled` of its context would then take the token's lock — a server's connections
+//! and HTTP/2 streams, each a task, would pass that lock between the workers on every
+//! poll. A token the runnable asked for itself is watched too: cancelling it reaches the
+//! node's tasks also after the runnable has returned.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +22,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Span;
 
 use crate::Context;
+use crate::cancel::MarkedOwned;
 use crate::logtree::Routing;
 
 pin_project! {
@@ -23,7 +31,9 @@ pin_project! {
         #[pin]
         future: F,
         #[pin]
-        cancelled: WaitForCancellationFutureOwned,
+        marked: MarkedOwned,
+        // The watch of the token the runnable asked for, once it has.
+        token: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         // Armed once the context is cancelled.
         grace: Option<Pin<Box<Sleep>>>,
         // The task's own handle, set right after it is spawned: the deadline aborts the
@@ -34,11 +44,11 @@ pin_project! {
 
 impl<F: Future> NodeTask<F> {
     pub(crate) fn new(ctx: Context, future: F, abort: Arc<OnceLock<AbortHandle>>) -> Self {
-        let cancelled = ctx.cancellation_token().cancelled_owned();
         NodeTask {
             ctx,
             future,
-            cancelled,
+            marked: MarkedOwned::new(),
+            token: None,
             grace: None,
             abort,
         }
@@ -49,7 +59,7 @@ impl<F: Future> Future for NodeTask<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let incarnation = this.ctx.incarnation();
         let routing = Routing::enter(Some(incarnation));
         let span = this.ctx.span_to_enter(&routing);
@@ -60,9 +70,25 @@ impl<F: Future> Future for NodeTask<F> {
         if polled.is_ready() {
             return polled;
         }
-        if this.grace.is_none() && this.cancelled.as_mut().poll(cx).is_ready() {
-            let grace = this.ctx.shutdown_grace();
-            *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
+        if this.grace.is_none() {
+            let cancel = incarnation.cancel();
+            let mut marked = this.marked;
+            if this.token.is_none()
+                && let Some(token) = cancel.handed_out()
+            {
+                *this.token = Some(Box::pin(token.clone().cancelled_owned()));
+                // Making the token woke the incarnation's waiters, this one among them: its
+                // registration is spent.
+                marked.as_mut().reset();
+            }
+            let by_token = this
+                .token
+                .as_mut()
+                .is_some_and(|token| token.as_mut().poll(cx).is_ready());
+            if marked.poll_marked(cancel, cx) || by_token {
+                let grace = this.ctx.shutdown_grace();
+                *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
+            }
         }
         if let Some(grace) = this.grace
             && grace.as_mut().poll(cx).is_ready()

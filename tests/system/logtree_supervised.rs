@@ -437,3 +437,40 @@ async fn the_failure_notes_follow_the_trees_message_rules_in_the_backlog_and_the
     }
     shut_down(sup).await;
 }
+
+/// A library's DEBUG event inside a runnable is turned away while its DN's verbosity is 0
+/// (before it is built), and recorded from the same callsite once the verbosity is raised:
+/// raising it makes `tracing` ask the callsite's interest again.
+#[tokio::test]
+async fn a_debug_callsite_turned_away_is_recorded_once_the_verbosity_is_raised() {
+    fn library_debug(n: u32) {
+        tracing::debug!("a library's detail {n}");
+    }
+    let (done, mut logged) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = go.clone();
+    let sup = Supervisor::new(tree(move |ctx| {
+        let (g, done) = (g.clone(), done.clone());
+        ctx.run("lib", move |ctx: Context| {
+            let (g, done) = (g.clone(), done.clone());
+            async move {
+                ctx.signal(Signal::Healthy);
+                for n in 0..2 {
+                    g.notified().await;
+                    library_debug(n);
+                    let _ = done.send(());
+                }
+                ctx.cancelled().await;
+                Ok(())
+            }
+        })
+    }));
+    sup.settled().await;
+    go.notify_one();
+    logged.recv().await.unwrap();
+    sup.log_tree().set_verbosity("root.lib", 1).unwrap();
+    go.notify_one();
+    logged.recv().await.unwrap();
+    assert_eq!(texts(&sup.log_tree(), "root.lib"), ["a library's detail 1"]);
+    shut_down(sup).await;
+}

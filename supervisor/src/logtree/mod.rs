@@ -211,6 +211,7 @@ impl LogTree {
     /// `[a-z0-9_]{1,64}`).
     pub fn set_verbosity(&self, dn: &str, verbosity: u32) -> Result<(), LogError> {
         self.meta(dn)?.verbosity.store(verbosity, Ordering::Relaxed);
+        route::raise_verbosity(verbosity);
         Ok(())
     }
 

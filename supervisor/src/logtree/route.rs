@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -207,19 +208,42 @@ where
     }
 }
 
+/// The highest verbosity any DN has been given: DEBUG and TRACE callsites above it are of
+/// no interest to the fallback. It only rises, so that a callsite's interest, cached by
+/// `tracing`, is rebuilt only when it must be.
+static RAISED: AtomicU32 = AtomicU32::new(0);
+
+/// Notes that a DN was given `verbosity`: the callsites it now records are asked again.
+pub(crate) fn raise_verbosity(verbosity: u32) {
+    if RAISED.fetch_max(verbosity, Ordering::AcqRel) < verbosity {
+        // With the fallback as the thread's dispatcher: while it is the only dispatcher
+        // ever made, `tracing` asks only the thread's for the callsites' interest.
+        dispatcher::with_default(fallback(), tracing::callsite::rebuild_interest_cache);
+    }
+}
+
+/// The verbosity a DN needs to record an event of `metadata`'s level: 1 for DEBUG, 2 for
+/// TRACE, 0 for the rest.
+fn verbosity(metadata: &tracing::Metadata<'_>) -> u32 {
+    match *metadata.level() {
+        Level::DEBUG => 1,
+        Level::TRACE => 2,
+        _ => 0,
+    }
+}
+
 /// Writes `event` at the route's DN with LOGTREE.md's mapping: ERROR→E, WARN→W, INFO→I,
 /// DEBUG→I at verbosity 1, TRACE→I at verbosity 2 (only if the DN's verbosity allows).
 fn record(route: &dyn RouteTarget, event: &Event<'_>) {
     let metadata = event.metadata();
-    let (severity, verbosity) = match *metadata.level() {
-        Level::ERROR => (Severity::Error, 0),
-        Level::WARN => (Severity::Warning, 0),
-        Level::INFO => (Severity::Info, 0),
-        Level::DEBUG => (Severity::Info, 1),
-        Level::TRACE => (Severity::Info, 2),
+    let verbosity = verbosity(metadata);
+    let severity = match *metadata.level() {
+        Level::ERROR => Severity::Error,
+        Level::WARN => Severity::Warning,
+        _ => Severity::Info,
     };
     let meta = route.meta();
-    if verbosity > meta.verbosity.load(std::sync::atomic::Ordering::Relaxed) {
+    if verbosity > meta.verbosity.load(Ordering::Relaxed) {
         return;
     }
     let mut text = Message::default();
@@ -311,9 +335,14 @@ where
         &self,
         metadata: &'static tracing::Metadata<'static>,
     ) -> tracing::subscriber::Interest {
-        // Whether the forwarded-to dispatcher wants these changes with the thread and the
-        // poll: ask every time rather than once per callsite.
-        if metadata.is_event() && metadata.target() == TARGET {
+        // Whether the forwarded-to dispatcher wants these, and whether the DN's verbosity
+        // lets DEBUG and TRACE through, change with the thread, the poll and the DN's
+        // setting: ask every time rather than once per callsite.
+        let needed = verbosity(metadata);
+        if needed > RAISED.load(Ordering::Acquire) && metadata.target() != TARGET {
+            // No DN records it: unless another dispatcher wants it, it is not even built.
+            tracing::subscriber::Interest::never()
+        } else if needed > 0 || (metadata.is_event() && metadata.target() == TARGET) {
             tracing::subscriber::Interest::sometimes()
         } else {
             tracing::subscriber::Interest::always()
@@ -321,10 +350,26 @@ where
     }
 
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
-        if !(metadata.is_event() && metadata.target() == TARGET) {
-            return true;
+        let outer_wants =
+            || OUTER.with(|outer| outer.borrow().last().is_some_and(|o| o.enabled(metadata)));
+        if metadata.target() == TARGET {
+            return !metadata.is_event() || outer_wants();
         }
-        OUTER.with(|outer| outer.borrow().last().is_some_and(|o| o.enabled(metadata)))
+        // A library's DEBUG and TRACE events and spans (hyper's and h2's, dozens a
+        // request) are turned away here, before they are built, unless the DN being polled
+        // records them or the application's own dispatcher wants them: built and
+        // dispatched only to be dropped by `record`, they cost an HTTP/2 server a third of
+        // its requests per second. (An event in a span routed to another DN than the one
+        // polled is judged by the one polled; an INFO event in a DEBUG span turned away
+        // here is routed by the poll, as if the span were not there.)
+        let needed = verbosity(metadata);
+        needed == 0
+            || CURRENT.with(|c| {
+                c.borrow()
+                    .as_deref()
+                    .is_none_or(|route| route.meta().verbosity.load(Ordering::Relaxed) >= needed)
+            })
+            || outer_wants()
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {

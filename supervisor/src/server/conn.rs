@@ -28,6 +28,7 @@ use crate::logtree::Logger;
 #[derive(Clone, Debug)]
 pub(crate) struct Exec {
     pub(crate) ctx: Context,
+    pub(crate) log: Logger,
     pub(crate) stop: Stop,
 }
 
@@ -37,8 +38,7 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, stream: F) {
-        let log = self.ctx.logger();
-        let stream = Caught::new(stream, log, Whose::Stream);
+        let stream = Caught::new(stream, self.log.clone(), Whose::Stream);
         match self.stop {
             Stop::Graceful => drop(self.ctx.spawn(stream)),
             Stop::Hard => {

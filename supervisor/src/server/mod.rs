@@ -265,6 +265,7 @@ impl Settings {
         }
         let mut builder = auto::Builder::new(Exec {
             ctx: ctx.clone(),
+            log: log.clone(),
             stop: self.stop,
         });
         builder
