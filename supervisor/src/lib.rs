@@ -74,6 +74,14 @@
 //! systemd's notify protocol with [`Builder::systemd_notify`], and serves Kubernetes'
 //! probes with the `http` feature (`supervisor::http`).
 //!
+//! # Servers
+//!
+//! With the `server` feature, `supervisor::server::Server` serves a hyper service (an
+//! axum router, a tonic service) as a runnable, HTTP/1.1 and HTTP/2, stopped gracefully
+//! within the node's shutdown deadline or hard, every connection and stream a task of its
+//! node; with `grpc`, `supervisor::grpc::TreeHealth` answers gRPC health checks with the
+//! tree's readiness.
+//!
 //! # Runtime
 //!
 //! A supervisor runs on the tokio runtime it is started in, which must have time enabled
@@ -193,7 +201,8 @@ pub type Error = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A runnable's result: `Ok(())` or an [`Error`].
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 
-/// Compiles the README's example as a doctest, so that it cannot rot.
+/// Compiles the README's examples as doctests, so that they cannot rot. Its server example
+/// needs the `server` feature, which the workspace's tests enable.
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "server"))]
 pub struct ReadmeDoctests;
