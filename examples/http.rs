@@ -189,6 +189,24 @@ mod tests {
         reply
     }
 
+    /// Sends `GET /slow` and returns once it is being served (its line is in the server's
+    /// log): the client's task, which reads the reply.
+    async fn slow_in_flight(sup: &Supervisor, addr: SocketAddr) -> tokio::task::JoinHandle<String> {
+        let mut log = sup
+            .log_tree()
+            .read("root.http", ReadOptions::new().stream())
+            .expect("readable")
+            .stream
+            .expect("a stream");
+        let reply = tokio::spawn(exchange(addr, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+        while let Some(item) = log.next().await {
+            if matches!(item, Streamed::Entry(ref e) if e.message() == "GET /slow HTTP/1.1") {
+                break;
+            }
+        }
+        reply
+    }
+
     fn messages(sup: &Supervisor, dn: &str) -> Vec<String> {
         let read = sup.log_tree().read(dn, ReadOptions::new().backlog_all());
         let backlog = read.expect("readable").backlog;
@@ -243,19 +261,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_finishes_during_shutdown() {
         let (sup, addr) = started(Stop::Graceful);
-        let mut log = sup
-            .log_tree()
-            .read("root.http", ReadOptions::new().stream())
-            .expect("readable")
-            .stream
-            .expect("a stream");
-        let reply = tokio::spawn(exchange(addr, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
-        // The request is being served once its line is in the server's log.
-        while let Some(item) = log.next().await {
-            if matches!(item, Streamed::Entry(ref e) if e.message() == "GET /slow HTTP/1.1") {
-                break;
-            }
-        }
+        let reply = slow_in_flight(&sup, addr).await;
         sup.cancel();
         let reply = reply.await.expect("the client ran");
         assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
@@ -273,18 +279,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hard_stop_drops_the_request_in_flight() {
         let (sup, addr) = started(Stop::Hard);
-        let mut log = sup
-            .log_tree()
-            .read("root.http", ReadOptions::new().stream())
-            .expect("readable")
-            .stream
-            .expect("a stream");
-        let reply = tokio::spawn(exchange(addr, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
-        while let Some(item) = log.next().await {
-            if matches!(item, Streamed::Entry(ref e) if e.message() == "GET /slow HTTP/1.1") {
-                break;
-            }
-        }
+        let reply = slow_in_flight(&sup, addr).await;
         let cancelled = tokio::time::Instant::now();
         sup.cancel();
         assert_eq!(reply.await.expect("the client ran"), "");

@@ -167,6 +167,13 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// Whether `GET /` on a new connection is answered `hello`.
+async fn says_hello(addr: SocketAddr) -> bool {
+    read_to_end(request(addr, "/", true).await)
+        .await
+        .ends_with("hello\n")
+}
+
 async fn refused(addr: SocketAddr) -> bool {
     match TcpStream::connect(addr).await {
         Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
@@ -394,20 +401,12 @@ async fn the_server_restarts_and_serves_again_on_its_address() {
             )
         }));
     recorder.wait_for("root.api", NodeState::Healthy).await;
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     peer.send(Cmd::Fail("a sibling failed"));
     recorder
         .wait_for_nth("root.api", NodeState::Healthy, 2)
         .await;
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     sup.cancel();
     sup.wait().await;
     assert!(refused(addr).await);
@@ -417,11 +416,7 @@ async fn the_server_restarts_and_serves_again_on_its_address() {
 async fn a_service_that_panics_fails_its_connection_or_stream_alone() {
     let (sup, _recorder, _control, addr) = served(Stop::Graceful, Spec::new()).await;
     assert_eq!(read_to_end(request(addr, "/panic", true).await).await, "");
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     // On HTTP/2 the stream is reset; its connection's other streams carry on.
     let (mut sender, driver) = h2(addr).await;
     assert!(sender.send_request(get("/panic")).await.is_err());
@@ -463,11 +458,7 @@ async fn a_connection_error_is_logged_at_the_node_and_is_not_a_failure() {
     let mut gone = TcpStream::connect(addr).await.unwrap();
     gone.write_all(b"GET / HTTP/1.1\r\nHost:").await.unwrap();
     drop(gone);
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     sup.settled().await;
     assert_eq!(
         recorder.history("root.api"),
@@ -508,11 +499,7 @@ async fn a_failed_bind_is_a_failure_restarted_after_its_backoff() {
     );
     drop(taken);
     recorder.wait_for("root.api", NodeState::Healthy).await;
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     sup.cancel();
     sup.wait().await;
 }
@@ -532,11 +519,7 @@ async fn a_connection_over_the_limit_is_closed_as_it_is_accepted() {
     assert!(read_to_end(slow).await.ends_with("slow, but done\n"));
     sup.settled().await;
     // Its slot is free again.
-    assert!(
-        read_to_end(request(addr, "/", true).await)
-            .await
-            .ends_with("hello\n")
-    );
+    assert!(says_hello(addr).await);
     let log = texts(&sup.log_tree(), "root.api");
     assert!(
         log.iter().any(|l| l.ends_with(": 1 are open already")),
