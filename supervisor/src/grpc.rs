@@ -27,9 +27,10 @@
 //! use supervisor::{Context, Signal};
 //!
 //! async fn root(ctx: Context) -> supervisor::Result {
-//!     let routes = tonic::service::Routes::new(TreeHealth::from_context(&ctx).into_service());
-//!     // .add_service(GreeterServer::new(MyGreeter)) ...
-//!     let grpc = Server::bind("127.0.0.1:50051".parse()?, TowerToHyperService::new(routes));
+//!     // Beside services of your own: tonic's `Routes::new(health).add_service(greeter)`
+//!     // (its feature `router`), served the same way.
+//!     let health = TreeHealth::from_context(&ctx).into_service();
+//!     let grpc = Server::bind("127.0.0.1:50051".parse()?, TowerToHyperService::new(health));
 //!     ctx.run("grpc", grpc.runnable())?;
 //!     ctx.signal(Signal::Healthy);
 //!     ctx.signal(Signal::Done);

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use pin_project_lite::pin_project;
 use tokio::net::TcpStream;
 
-use super::{BoxError, Stop};
+use super::{HttpService, Stop};
 use crate::Context;
 use crate::error::panic_message_dropped;
 use crate::logtree::Logger;
@@ -28,6 +26,7 @@ use crate::logtree::Logger;
 #[derive(Clone, Debug)]
 pub(crate) struct Exec {
     pub(crate) ctx: Context,
+    // The node's logger, made once per incarnation rather than once per stream.
     pub(crate) log: Logger,
     pub(crate) stop: Stop,
 }
@@ -152,19 +151,12 @@ pub(crate) struct Serving<S> {
 /// (hard), or finishes the requests in flight and then closes (graceful: an idle
 /// keep-alive connection closes at once, HTTP/2 sends GOAWAY); the node's shutdown
 /// deadline cuts a graceful one short by aborting its task.
-pub(crate) async fn serve<S, B>(
+pub(crate) async fn serve<S: HttpService>(
     serving: Serving<S>,
     stream: TcpStream,
     peer: SocketAddr,
     slot: Slot,
-) where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+) {
     let _slot = slot;
     let Serving {
         ctx,

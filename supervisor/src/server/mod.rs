@@ -77,6 +77,39 @@ use crate::{Context, Runnable, Signal};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The hyper services a [`Server`] serves: a `Service` of `Request<Incoming>` that is
+/// `Clone` (one per connection) and `Send`, whose futures are `Send + 'static`, whose
+/// errors and response bodies' errors box into `Box<dyn Error + Send + Sync>`. Implemented
+/// for every such service (hyper's `service_fn` of an `async fn`, a
+/// [`TowerToHyperService`]); it only names the bounds once.
+pub trait HttpService:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Self::Body>,
+        Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The response's body.
+    type Body: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Body = B;
+}
+
 /// How a [`Server`] stops once its context is cancelled (the Go original's `graceful`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Stop {
@@ -192,19 +225,7 @@ impl<S> Server<S> {
     }
 }
 
-impl<S, B> Server<S>
-where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<S: HttpService + Sync> Server<S> {
     /// The runnable that serves: clone it to run the same server on each start of its
     /// parent (it keeps its listener, and its count of open connections, across them).
     pub fn runnable(self) -> impl Runnable + Clone {
@@ -246,18 +267,7 @@ impl Settings {
     }
 
     /// Serves `service` until `ctx` is cancelled; see the [module](crate::server).
-    pub(crate) async fn serve<S, B>(&self, ctx: Context, service: &S) -> crate::Result
-    where
-        S: hyper::service::Service<Request<Incoming>, Response = Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
+    pub(crate) async fn serve<S: HttpService>(&self, ctx: Context, service: &S) -> crate::Result {
         let listener = self.listen.open(&ctx).await?;
         let log = ctx.logger();
         if let Ok(local) = listener.get().local_addr() {
