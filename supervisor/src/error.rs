@@ -348,6 +348,23 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// The kind of death this failure is, for its crash report.
+    pub(crate) fn death(&self) -> crate::Death {
+        use crate::Death;
+        match self {
+            Failure::Error(_) => Death::Error,
+            Failure::ReturnedOk(_) => Death::ReturnedOk,
+            Failure::IllegalSignal(..) => Death::IllegalSignal,
+            Failure::Panicked(_) => Death::Panic,
+            Failure::Aborted(_) => Death::Aborted,
+            Failure::Overran(_) => Death::Overran,
+            Failure::DropPanicked(_) => Death::DropPanicked,
+            Failure::Watchdog(_) => Death::Watchdog,
+            Failure::AbortedWith(_) => Death::AbortedWithAncestor,
+            Failure::Escalated { .. } => Death::Intensity,
+        }
+    }
+
     /// The failure as text, made once per failure: it is the node's last error and the
     /// message of both log entries.
     pub(crate) fn reason(&self) -> Arc<str> {

@@ -15,8 +15,8 @@ use crate::metrics::Metrics;
 use crate::policy::{Intensity, Policy, Restart, Spec};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
-use crate::tree::Tree;
-use crate::{Health, NodeState, TreeStatus};
+use crate::tree::{CrashSettings, Tree};
+use crate::{CrashReport, Events, Health, NodeState, TreeStatus};
 
 /// A running supervision tree.
 ///
@@ -230,6 +230,48 @@ impl Supervisor {
         self.shared.tree().status()
     }
 
+    /// The kept [crash reports](CrashReport), oldest first, newest last: the last 256 by
+    /// default ([`Builder::crash_reports_kept`]).
+    pub fn crash_reports(&self) -> Vec<Arc<CrashReport>> {
+        self.shared.tree().crash_reports()
+    }
+
+    /// A live stream of the tree's lifecycle [events](crate::Event) from now on, in the order they
+    /// happened: starts, `Healthy`, `Done`, ends by cancellation, deaths (with their crash
+    /// reports), scheduled restarts, escalations, aborts, and operators' holds and
+    /// releases. It buffers 4,096 events; a reader further behind is told how many it
+    /// missed ([`Observed::Missed`](crate::Observed::Missed)) where they were.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use supervisor::{Context, EventKind, Observed, Signal, Supervisor};
+    ///
+    /// let sup = Supervisor::new(|ctx: Context| async move {
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// });
+    /// let mut events = sup.events();
+    /// sup.settled().await;
+    /// sup.cancel();
+    /// let mut seen = Vec::new();
+    /// while let Some(Observed::Event(event)) = events.next().await {
+    ///     seen.push(format!("{} {}", event.dn, event.kind.name()));
+    ///     if let EventKind::Canceled = event.kind {
+    ///         break;
+    ///     }
+    /// }
+    /// // The root's start came before the call to `events`.
+    /// assert_eq!(seen, ["root healthy", "root canceled"]);
+    /// sup.wait().await;
+    /// # }
+    /// ```
+    pub fn events(&self) -> Events {
+        self.shared.tree().subscribe_events()
+    }
+
     #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -292,6 +334,7 @@ pub struct Builder {
     root_spec: Option<Spec>,
     cancel_token: Option<CancellationToken>,
     log_tree: Option<LogTree>,
+    crash: CrashSettings,
     #[cfg(unix)]
     systemd: Option<crate::systemd::NotifyEnv>,
     #[cfg(not(unix))]
@@ -309,6 +352,7 @@ impl Default for Builder {
             root_spec: None,
             cancel_token: None,
             log_tree: None,
+            crash: CrashSettings::default(),
             systemd: None,
         }
     }
@@ -320,6 +364,21 @@ impl Builder {
     /// and debugging.
     pub fn propagate_panics(mut self) -> Self {
         self.propagate_panics = true;
+        self
+    }
+
+    /// How many [crash reports](CrashReport) the supervisor keeps for
+    /// [`Supervisor::crash_reports`] (256 by default; the oldest goes first). 0 keeps
+    /// none; the reports are still logged, sent as events and told to the metrics sinks.
+    pub fn crash_reports_kept(mut self, reports: usize) -> Self {
+        self.crash.keep = reports;
+        self
+    }
+
+    /// How many of the newest log lines at a failed node's DN its crash report copies (50
+    /// by default; 0 copies none).
+    pub fn crash_report_lines(mut self, lines: usize) -> Self {
+        self.crash.lines = lines;
         self
     }
 
@@ -493,7 +552,7 @@ impl Builder {
         };
         let activity = Arc::new(Activity::default());
         let log_tree = self.log_tree.unwrap_or_default();
-        let tree = Tree::new(
+        let mut tree = Tree::new(
             token.clone(),
             defaults,
             self.intensity,
@@ -501,6 +560,7 @@ impl Builder {
             activity.clone(),
             log_tree.clone(),
         );
+        tree.set_crash_settings(self.crash);
         let shared = Arc::new(Shared::new(
             runtime,
             tree,
@@ -546,6 +606,8 @@ impl fmt::Debug for Builder {
             .field("root_spec", &self.root_spec)
             .field("cancel_token", &self.cancel_token)
             .field("log_tree", &self.log_tree)
+            .field("crash_reports_kept", &self.crash.keep)
+            .field("crash_report_lines", &self.crash.lines)
             .field("systemd_notify", &self.systemd.is_some())
             .finish()
     }

@@ -115,9 +115,11 @@ mod cancellation;
 #[cfg(all(feature = "process", unix))]
 mod command;
 mod context;
+mod crash;
 mod deferred;
 mod dynamic;
 mod error;
+mod events;
 mod group;
 #[cfg(feature = "grpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
@@ -128,6 +130,7 @@ mod health;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+mod json;
 mod lock;
 pub mod logtree;
 mod metrics;
@@ -177,8 +180,10 @@ pub use cancellation::Cancellation;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "process", unix))))]
 pub use command::{CommandOptions, ProcessSignal, run_command, run_program};
 pub use context::Context;
+pub use crash::{CrashReport, Death, PeerState};
 pub use dynamic::{Dynamic, DynamicSpec};
 pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
+pub use events::{Event, EventKind, Events, Observed};
 pub use group::Group;
 pub use handle::{Builder, Ended, Supervisor};
 pub use health::{Health, NodeHealth, NotReady};

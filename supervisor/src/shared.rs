@@ -47,7 +47,7 @@ use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Parts, Severity};
 use crate::name::in_subtree;
-use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Tree, Watch};
+use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Told, Tree, Watch};
 
 pub(crate) struct Shared {
     tree: Mutex<Tree>,
@@ -478,13 +478,13 @@ impl Shared {
         // The notes of a restart keep the DN and the reason they share with the tree, not
         // texts of their own (see `Parts`); the others are rare.
         let (dn, text): (_, Parts) = match note {
-            Note::Failed { dn, reason, .. } => {
+            Note::Failed { dn, reason, report } => {
                 if !left.iter().any(|top| in_subtree(top, dn)) {
                     let reason = Parts::shared(reason.clone());
                     self.log_tree.log_parts(dn, Severity::Error, reason, now);
                 }
-                let text = Parts::new(&["", " failed: ", ""], dn.clone(), Some(reason.clone()));
-                (dn, text)
+                // The report's first line is `<dn> failed: <reason>`.
+                (dn, Parts::report(report.clone()))
             }
             Note::Restarting { dn, delay } if delay.is_zero() => {
                 (dn, Parts::new(&["restarting ", "", ""], dn.clone(), None))
@@ -504,15 +504,18 @@ impl Shared {
                 self.log.log_parts(Severity::Error, text.into(), now);
                 return;
             }
-            Note::SinkPanicked { dn, state, message } => (
+            Note::SinkPanicked { dn, told, message } => (
                 dn,
-                match state {
-                    Some(state) => format!(
+                match told {
+                    Told::State(state) => format!(
                         "a metrics sink panicked when told {dn} is {}: {message}",
                         state.name()
                     ),
-                    None => {
+                    Told::Removed => {
                         format!("a metrics sink panicked when told {dn} left the tree: {message}")
+                    }
+                    Told::Crash => {
+                        format!("a metrics sink panicked when told of a crash of {dn}: {message}")
                     }
                 }
                 .into(),

@@ -85,8 +85,8 @@ async fn output_goes_to_the_raw_log_and_an_exit_is_a_failure() {
         .find(|t| t.contains("root.cmd failed"))
         .unwrap();
     assert_eq!(
-        failure,
-        "root.cmd failed: returned error: `sh` exited: exit status: 0"
+        failure.lines().next(),
+        Some("root.cmd failed: returned error: `sh` exited: exit status: 0")
     );
     let entries = log
         .read("root.cmd", ReadOptions::new().backlog_all())

@@ -7,8 +7,10 @@ mod backoff;
 mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
+mod crash;
 mod dynamic;
 mod dynamic_model;
+mod events;
 mod groups;
 mod grpc;
 mod hardening;

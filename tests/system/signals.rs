@@ -35,7 +35,8 @@ async fn first_failure(
     logs.records()
         .into_iter()
         .find(|r| r.target == "supervisor" && r.level == Level::ERROR)
-        .map(|r| r.message)
+        // The crash report's headline.
+        .map(|r| r.message.lines().next().unwrap_or_default().to_owned())
         .expect("a failure was logged")
 }
 

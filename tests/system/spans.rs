@@ -44,7 +44,11 @@ async fn a_failure_is_one_supervisor_event_for_other_subscribers() {
     assert_eq!(failures.len(), 1, "one event per failure: {failures:?}");
     let failure = &failures[0];
     assert_eq!(failure.target, "supervisor");
-    assert_eq!(failure.message, "root.one failed: returned error: boom");
+    assert_eq!(
+        failure.message.lines().next(),
+        Some("root.one failed: returned error: boom"),
+        "headed by the failure: the crash report"
+    );
     assert_eq!(failure.dn, None, "outside any runnable span");
     assert_eq!(failure.dn_field.as_deref(), Some("root.one"));
     assert!(logs.saw(

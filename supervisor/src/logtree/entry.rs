@@ -139,6 +139,43 @@ impl LogEntry {
             Payload::Leveled(_) => None,
         }
     }
+
+    /// The entry as one JSON object, for tools and the status page. Leveled:
+    /// `{"dn":"root.db","seq":41,"severity":"INFO","timestamp":"2026-12-02T05:40:13.100000Z",
+    /// "file":"db.rs","line":12,"verbosity":0,"message":"connecting"}` (with
+    /// `"original_len"` when the message was cut); raw: `{"dn":…,"seq":…,"raw":"…",
+    /// "stream":"stdout"}` (`null` when the writer did not say).
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(160);
+        self.write_json(&mut out);
+        out
+    }
+
+    pub(crate) fn write_json(&self, out: &mut String) {
+        let mut o = crate::json::Object::new(out);
+        o.str("dn", &self.0.dn).num("seq", self.0.seq);
+        match &self.0.payload {
+            Payload::Leveled(l) => {
+                o.str("severity", &l.severity.to_string())
+                    .time("timestamp", l.timestamp)
+                    .str("file", &l.file)
+                    .num("line", l.line)
+                    .num("verbosity", l.verbosity)
+                    .str("message", &l.message);
+                if let Some(len) = l.original_len {
+                    o.num("original_len", len);
+                }
+            }
+            Payload::Raw(r) => {
+                o.str("raw", &r.data)
+                    .opt_str("stream", r.stream.map(RawStream::name));
+                if let Some(len) = r.original_len {
+                    o.num("original_len", len);
+                }
+            }
+        }
+        o.end();
+    }
 }
 
 impl Payload {

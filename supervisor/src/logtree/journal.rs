@@ -46,7 +46,7 @@ pub(super) struct Limits {
 
 pub(super) struct Journal {
     next_seq: u64,
-    dns: BTreeMap<Arc<str>, VecDeque<Stored>>,
+    dns: BTreeMap<Arc<str>, DnLog>,
     order: VecDeque<(u64, Arc<str>)>,
     retained: usize,
     bytes: usize,
@@ -55,6 +55,45 @@ pub(super) struct Journal {
     limits: Limits,
     /// Bytes waiting in all subscribers' queues.
     streamed: Arc<AtomicUsize>,
+}
+
+/// One DN's retained entries, and how many of them are not the supervisor's own pieces
+/// ([`Kept::Whole`]): a crash report's copy of the lines its node logged looks for those
+/// alone, and a node failing in a loop, which logs nothing but the supervisor's failure
+/// lines, must not have every one of them looked at on every failure.
+#[derive(Default)]
+struct DnLog {
+    entries: VecDeque<Stored>,
+    whole: usize,
+}
+
+impl DnLog {
+    fn push_back(&mut self, stored: Stored) {
+        self.whole += usize::from(matches!(stored.kept, Kept::Whole(_)));
+        self.entries.push_back(stored);
+    }
+
+    fn pop_front(&mut self) -> Option<Stored> {
+        let stored = self.entries.pop_front()?;
+        self.whole -= usize::from(matches!(stored.kept, Kept::Whole(_)));
+        Some(stored)
+    }
+
+    fn front(&self) -> Option<&Stored> {
+        self.entries.front()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn iter(&self) -> std::collections::vec_deque::Iter<'_, Stored> {
+        self.entries.iter()
+    }
 }
 
 /// A retained entry, in its DN's deque.
@@ -167,7 +206,9 @@ impl Journal {
             if sub.filter.matches(dn, severity) {
                 let entry = streamed
                     .get_or_insert_with(|| LogEntry::new(dn.clone(), seq, kept.to_payload()));
-                sub.offer(entry, cost, self.limits.global_bytes);
+                // What the stream gives back when the entry is read: the same as `cost`
+                // but for a crash report's, which the journal counts by a bound.
+                sub.offer(entry, entry.cost(), self.limits.global_bytes);
             }
         }
         let deque = match self.dns.get_mut(&**dn) {
@@ -223,7 +264,7 @@ impl Journal {
             let front = match recent.iter().flatten().find(|(k, _)| *k == key) {
                 Some(&(_, front)) => front,
                 None => {
-                    let front = dns.get(&**dn).and_then(VecDeque::front).map(|e| e.seq);
+                    let front = dns.get(&**dn).and_then(DnLog::front).map(|e| e.seq);
                     recent[next] = Some((key, front));
                     next = (next + 1) % recent.len();
                     front
@@ -347,6 +388,25 @@ impl Journal {
             Some(n) => selected.take(n).collect(),
             None => selected.collect(),
         };
+        out.reverse();
+        out
+    }
+
+    /// The newest `n` retained entries of `dn`, oldest first, but for those the supervisor
+    /// wrote there as shared pieces ([`Kept::Assembled`]: its failure lines, whose reasons
+    /// are reports of their own). A node failing in a loop so copies only what its own
+    /// code logged, as much as it logged, rather than its earlier failures' lines again.
+    pub(super) fn last_own(&self, dn: &str, n: usize) -> Vec<LogEntry> {
+        let Some((dn, deque)) = self.dns.get_key_value(dn) else {
+            return Vec::new();
+        };
+        let mut out: Vec<LogEntry> = deque
+            .iter()
+            .rev()
+            .filter(|e| matches!(e.kept, Kept::Whole(_)))
+            .take(n.min(deque.whole))
+            .map(|e| LogEntry::new(dn.clone(), e.seq, e.kept.to_payload()))
+            .collect();
         out.reverse();
         out
     }

@@ -51,7 +51,7 @@ mod logger;
 mod parts;
 mod reader;
 mod route;
-mod time;
+pub(crate) mod time;
 
 use std::fmt;
 use std::panic::Location;
@@ -343,6 +343,16 @@ impl LogTree {
     /// The number the next entry will get.
     pub(crate) fn next_seq(&self) -> u64 {
         self.inner.journal().next_seq()
+    }
+
+    /// The newest `n` entries at `dn` (not below it), oldest first, leaving out the
+    /// supervisor's own failure lines there (see [`Journal::last_own`]): a crash report's
+    /// last lines.
+    pub(crate) fn last_lines(&self, dn: &str, n: usize) -> Vec<LogEntry> {
+        if n == 0 {
+            return Vec::new();
+        }
+        self.inner.journal().last_own(dn, n)
     }
 
     /// Drops the log of `dn` and of everything below it, numbered before `before` (see

@@ -15,14 +15,24 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::entry::{LeveledEntry, Payload, Severity, base_name, cost_of};
+use crate::CrashReport;
 
 /// A message made of two shared strings between fixed pieces:
-/// `pieces[0]`, `a`, `pieces[1]`, `b` (if any), `pieces[2]`.
+/// `pieces[0]`, `a`, `pieces[1]`, `b` (if any), `pieces[2]` — or a crash report, whose
+/// text is its `Display`.
 #[derive(Clone)]
-pub(crate) struct Parts {
-    pieces: &'static [&'static str; 3],
-    a: Arc<str>,
-    b: Option<Arc<str>>,
+pub(crate) struct Parts(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Pieces {
+        pieces: &'static [&'static str; 3],
+        a: Arc<str>,
+        b: Option<Arc<str>>,
+    },
+    /// A node failing in a loop writes a report per failure: it is put into words only
+    /// when read (or when an application's subscriber formats the event).
+    Report(Arc<CrashReport>),
 }
 
 impl Parts {
@@ -32,7 +42,7 @@ impl Parts {
         a: Arc<str>,
         b: Option<Arc<str>>,
     ) -> Self {
-        Parts { pieces, a, b }
+        Parts(Repr::Pieces { pieces, a, b })
     }
 
     /// `text` as it is.
@@ -40,19 +50,37 @@ impl Parts {
         Parts::new(&["", "", ""], text, None)
     }
 
-    fn segments(&self) -> [&str; 5] {
-        let [p0, p1, p2] = *self.pieces;
-        [p0, &self.a, p1, self.b.as_deref().unwrap_or(""), p2]
+    /// The text of `report`.
+    pub(crate) fn report(report: Arc<CrashReport>) -> Self {
+        Parts(Repr::Report(report))
     }
 
-    /// The text's length in bytes.
+    fn segments(&self) -> [&str; 5] {
+        match &self.0 {
+            Repr::Pieces { pieces, a, b } => {
+                let [p0, p1, p2] = **pieces;
+                [p0, a, p1, b.as_deref().unwrap_or(""), p2]
+            }
+            Repr::Report(_) => [""; 5],
+        }
+    }
+
+    /// The text's length in bytes; for a report, a bound on it (see
+    /// [`CrashReport::len_bound`]), which is what its entry accounts for.
     pub(crate) fn len(&self) -> usize {
-        self.segments().iter().map(|s| s.len()).sum()
+        match &self.0 {
+            Repr::Report(report) => report.len_bound(),
+            Repr::Pieces { .. } => self.segments().iter().map(|s| s.len()).sum(),
+        }
     }
 
     /// Whether the text neither starts nor ends with a newline, as leveled messages are
     /// stored.
     fn is_trimmed(&self) -> bool {
+        if let Repr::Report(_) = self.0 {
+            // Its first line is its headline, its last a line of its own.
+            return true;
+        }
         let segments = self.segments();
         let mut filled = segments.iter().filter(|s| !s.is_empty());
         let first = filled.clone().next().is_some_and(|s| s.starts_with('\n'));
@@ -69,7 +97,10 @@ impl From<String> for Parts {
 
 impl fmt::Display for Parts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.segments().iter().try_for_each(|s| f.write_str(s))
+        match &self.0 {
+            Repr::Report(report) => report.fmt(f),
+            Repr::Pieces { .. } => self.segments().iter().try_for_each(|s| f.write_str(s)),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::lock::lock;
 
-use crate::NodeState;
+use crate::{CrashReport, NodeState};
 
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -55,6 +55,14 @@ pub trait Metrics: Send + Sync + 'static {
     fn notify_node_removed(&self, dn: &str) {
         let _ = dn;
     }
+
+    /// A node has died, and this is its [crash report](CrashReport): told once per failure,
+    /// right after the node's `Dead` state, under the same rules as the states (quick, no
+    /// blocking, no calls back). Keep the `Arc` to look at it later. By default, nothing is
+    /// done; [`PrometheusMetrics`] counts crashes per DN.
+    fn notify_crash(&self, report: &Arc<CrashReport>) {
+        let _ = report;
+    }
 }
 
 impl<M: Metrics + ?Sized> Metrics for Arc<M> {
@@ -64,6 +72,10 @@ impl<M: Metrics + ?Sized> Metrics for Arc<M> {
 
     fn notify_node_removed(&self, dn: &str) {
         (**self).notify_node_removed(dn);
+    }
+
+    fn notify_crash(&self, report: &Arc<CrashReport>) {
+        (**self).notify_crash(report);
     }
 }
 

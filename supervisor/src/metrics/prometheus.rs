@@ -2,23 +2,25 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::lock::lock;
 
 use ::prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::{Metrics, NodeState};
+use crate::{CrashReport, Metrics, NodeState};
 
 /// [`Metrics`] that export every node's state into a [`prometheus::Registry`](https://docs.rs/prometheus/0.14/prometheus/struct.Registry.html).
 ///
-/// Two series families, named `<namespace>_supervisor_…` (just `supervisor_…` without a
+/// Three series families, named `<namespace>_supervisor_…` (just `supervisor_…` without a
 /// namespace):
 ///
 /// - `supervisor_dn_state_total{dn, state}`, a gauge: 1 for the DN's current state, 0 for
 ///   the other four;
 /// - `supervisor_dn_state_transition_count{dn, old_state, new_state}`, a counter of
-///   transitions (a DN's first transition counts from `NODE_STATE_DEAD`).
+///   transitions (a DN's first transition counts from `NODE_STATE_DEAD`);
+/// - `supervisor_crashes_total{dn}`, a counter of the DN's [crash
+///   reports](crate::CrashReport): its failures, each kind of death alike.
 ///
 /// States are labelled `NODE_STATE_NEW`, `NODE_STATE_HEALTHY`, … With the namespace
 /// `monogon`, the names are exactly those of the Go original. A DN that leaves the tree
@@ -47,6 +49,7 @@ use crate::{Metrics, NodeState};
 pub struct PrometheusMetrics {
     states: IntGaugeVec,
     transitions: IntCounterVec,
+    crashes: IntCounterVec,
     last: Mutex<HashMap<String, Seen>>,
 }
 
@@ -107,15 +110,28 @@ impl PrometheusMetrics {
             ),
             &["dn", "old_state", "new_state"],
         )?;
+        let crashes = IntCounterVec::new(
+            opts(
+                "crashes_total",
+                "Failures of supervised DNs (crash reports).",
+            ),
+            &["dn"],
+        )?;
         registry.register(Box::new(states.clone()))?;
         if let Err(e) = registry.register(Box::new(transitions.clone())) {
             // Leave the registry as it was.
             let _ = registry.unregister(Box::new(states));
             return Err(e);
         }
+        if let Err(e) = registry.register(Box::new(crashes.clone())) {
+            let _ = registry.unregister(Box::new(states));
+            let _ = registry.unregister(Box::new(transitions));
+            return Err(e);
+        }
         Ok(PrometheusMetrics {
             states,
             transitions,
+            crashes,
             last: Mutex::new(HashMap::new()),
         })
     }
@@ -150,11 +166,17 @@ impl Metrics for PrometheusMetrics {
             .inc();
     }
 
-    /// Drops the DN's series: its five state gauges and the transitions it counted.
+    fn notify_crash(&self, report: &Arc<CrashReport>) {
+        self.crashes.with_label_values(&[report.dn()]).inc();
+    }
+
+    /// Drops the DN's series: its five state gauges, the transitions it counted, and its
+    /// crashes.
     fn notify_node_removed(&self, dn: &str) {
         let Some(seen) = lock(&self.last).remove(dn) else {
             return;
         };
+        let _ = self.crashes.remove_label_values(&[dn]);
         for s in NodeState::ALL {
             let _ = self.states.remove_label_values(&[dn, s.as_str()]);
         }

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 
 use super::group::Window;
 use super::node::{Children, Pending, index_hash, name_hash, stale};
-use super::{Effects, Key, NodeId, Note, Start, Tree};
+use super::{Effects, Key, NodeId, Note, Start, Told, Tree};
 
 /// What a dynamic group's node holds beyond its children.
 pub(super) struct DynamicGroup {
@@ -295,7 +295,7 @@ impl Tree {
             if let Err(payload) = told {
                 self.sink_panics.push(Note::SinkPanicked {
                     dn: dn.clone(),
-                    state: None,
+                    told: Told::Removed,
                     message: panic_message_dropped(payload),
                 });
             }

@@ -60,10 +60,12 @@ pub(crate) struct Timer {
 /// Something the supervisor logs about a node.
 #[derive(Debug)]
 pub(crate) enum Note {
-    /// `reason` is the failure as text, made once (it is also the node's last error).
+    /// `reason` is the failure as text, made once (it is also the node's last error);
+    /// `report` is the failure's crash report.
     Failed {
         dn: Arc<str>,
         reason: Arc<str>,
+        report: Arc<crate::CrashReport>,
     },
     Restarting {
         dn: Arc<str>,
@@ -81,13 +83,20 @@ pub(crate) enum Note {
     GaveUp {
         reason: Arc<str>,
     },
-    /// A metrics sink panicked when told of a state change (`None`: that the DN left the
-    /// tree).
+    /// A metrics sink panicked when told something of `dn`.
     SinkPanicked {
         dn: Arc<str>,
-        state: Option<NodeState>,
+        told: Told,
         message: String,
     },
+}
+
+/// What a metrics sink was being told when it panicked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Told {
+    State(NodeState),
+    Removed,
+    Crash,
 }
 
 /// The tasks of a new group: as many as its members, most often one or two.

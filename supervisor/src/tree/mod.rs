@@ -65,14 +65,16 @@ mod effects;
 mod group;
 mod health;
 mod node;
+mod report;
 mod restart;
 
 pub(crate) use effects::{
-    Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Watch,
+    Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Told, Watch,
 };
 use group::Window;
 pub(crate) use health::Watchdog;
 use node::{Epoch, Kill, Node, PAIRWISE_UP_TO, Pending, name_hash, name_taken, stale};
+pub(crate) use report::CrashSettings;
 
 /// Index of a node's slot. Slots are reused; incarnations tell their occupants apart.
 pub(crate) type NodeId = usize;
@@ -133,6 +135,11 @@ pub(crate) struct Tree {
     /// Where DNs are assembled, to allocate each only once.
     scratch: String,
     epoch: Epoch,
+    /// The backoffs drawn for failed nodes when they died, for their crash reports, and
+    /// taken when they start again.
+    delays: FastMap<NodeId, Duration>,
+    crashes: report::Crashes,
+    events: crate::events::Hub,
 }
 
 impl Tree {
@@ -169,6 +176,9 @@ impl Tree {
             health: health::Watched::default(),
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
+            delays: FastMap::default(),
+            crashes: report::Crashes::default(),
+            events: crate::events::Hub::default(),
         }
     }
 
@@ -411,6 +421,9 @@ impl Tree {
             },
             (outcome, _) => outcome,
         };
+        if let Outcome::Aborted(_) | Outcome::Killed | Outcome::Dropped = outcome {
+            self.event(key.id, crate::EventKind::Aborted);
+        }
         let node = self.node(key.id);
         // How what it leaves running below it is dropped.
         let kill = match outcome {
@@ -841,7 +854,7 @@ mod tests {
         assert!(
             matches!(
                 &effects.notes[..],
-                [Note::Failed { dn, reason }, Note::Restarting { .. }]
+                [Note::Failed { dn, reason, .. }, Note::Restarting { .. }]
                     if &**dn == "root.a" && &**reason == "returned error: boom"
             ),
             "{:?}",
@@ -1055,7 +1068,7 @@ mod tests {
             .notes
             .iter()
             .filter_map(|n| match n {
-                Note::Failed { dn, reason } => Some((&**dn, &**reason)),
+                Note::Failed { dn, reason, .. } => Some((&**dn, &**reason)),
                 _ => None,
             })
             .collect();

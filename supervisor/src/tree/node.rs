@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 
 use super::dynamic::DynamicGroup;
 use super::group::Groups;
-use super::{Effects, Key, NodeId, Note, Start, Tree};
+use super::{Effects, Key, NodeId, Note, Start, Told, Tree};
 
 /// One node. A large tree has one per runnable, so it is kept small: what only parents
 /// need is boxed apart ([`Children`]), and the policy is shared by the group.
@@ -30,6 +30,8 @@ pub(super) struct Node {
     pub(super) policy: Arc<Policy>,
     /// When the node entered its state: nanoseconds since the tree's `epoch`.
     pub(super) since: u64,
+    /// When its current (or last) incarnation started, on the same clock.
+    pub(super) started: u64,
     /// Why it last failed.
     pub(super) last_error: Option<Arc<str>>,
     pub(super) incarnation: u64,
@@ -299,6 +301,7 @@ impl Tree {
             self.readiness_moved(id, was, running);
         }
         self.notify(id, state);
+        self.state_event(id, state);
     }
 
     /// Tells every metrics sink. A sink is user code: if it panics, the panic is kept to be
@@ -314,7 +317,7 @@ impl Tree {
             if let Err(payload) = told {
                 self.sink_panics.push(Note::SinkPanicked {
                     dn: node.dn.clone(),
-                    state: Some(state),
+                    told: Told::State(state),
                     message: panic_message_dropped(payload),
                 });
             }
@@ -350,6 +353,7 @@ impl Tree {
             backoff: BackoffState::new(&policy.backoff),
             policy,
             since: self.epoch.now(),
+            started: 0,
             last_error: None,
             incarnation: 0,
             cancel,
@@ -420,6 +424,10 @@ impl Tree {
         let watchdog = self.watchdog_of(id);
         let node = self.node_mut(id);
         node.incarnation = incarnation;
+        // It is New since it was made or started again: that is when this one starts.
+        node.started = node.since;
+        self.event(id, crate::EventKind::Started);
+        let node = self.node(id);
         Start {
             key: Key { id, incarnation },
             dn: node.dn.clone(),

@@ -20,7 +20,9 @@ use crate::policy::{Intensity, Restart, Shutdown, Strategy, nanos};
 use smallvec::SmallVec;
 
 use super::node::{Kill, Pending};
+use super::report::Dying;
 use super::{Effects, Key, NodeId, Note, Timer, Tree};
+use crate::EventKind;
 
 /// A group's members, copied out so that the tree can be changed while going through them.
 type Members = SmallVec<[NodeId; 8]>;
@@ -70,6 +72,7 @@ impl Tree {
     /// restart healthy neighbours once more for each slow one (two slow siblings would
     /// abort each other forever). A temporary node's failure stops its own subtree only.
     pub(super) fn fail(&mut self, id: NodeId, failure: Failure, effects: &mut Effects) -> Vec<Key> {
+        let was = self.node(id).state;
         self.set_state(id, NodeState::Dead);
         // When it died is when the restart is decided, and when the tree cancels it and its
         // siblings (0 means "not cancelled" there).
@@ -78,33 +81,48 @@ impl Tree {
         let node = self.node_mut(id);
         let reason = failure.reason();
         node.last_error = Some(reason.clone());
-        effects.notes.push(Note::Failed {
-            dn: node.dn.clone(),
+        let mut dying = Dying {
+            was,
+            death: failure.death(),
             reason: reason.clone(),
-        });
+            window: None,
+            next_backoff: None,
+        };
         // The failure is written at its DN too.
         self.mark_logged(id);
         self.catch_up_tokens(id, effects);
         let node = self.node_mut(id);
         if node.cancel.is_marked() {
+            self.report_death(id, dying, effects);
             return Vec::new();
         }
         node.cancelled_at = now;
         self.cancel_subtree(id, effects);
         if self.node(id).policy.restart == Restart::Temporary {
+            self.report_death(id, dying, effects);
             return Vec::new();
         }
-        self.decide(id, died, &reason, effects)
+        // Counted first, so that the report says where the window stands; reported
+        // before an escalation fails the parent, whose report comes after this one.
+        let counted = self.record_restart(id, died);
+        dying.window = counted.map(|(count, intensity, _)| (count, intensity));
+        let escalates = counted.is_some_and(|(_, _, over)| over);
+        if !escalates && self.cancelled_at == 0 && !self.top.is_marked() {
+            let delay = self.next_delay(id);
+            self.delays.insert(id, delay);
+            dying.next_backoff = Some(delay);
+        }
+        self.report_death(id, dying, effects);
+        if let Some((count, intensity, true)) = counted {
+            return self.escalate(id, count, intensity, &reason, effects);
+        }
+        self.decide(id, died, effects)
     }
 
-    /// Decides the restart that a new failure of `id` at `died` asks for: counts it,
-    /// escalates if the group is over its intensity, else marks and cancels the members to
-    /// restart.
-    fn decide(&mut self, id: NodeId, died: u64, reason: &str, effects: &mut Effects) -> Vec<Key> {
+    /// Decides the restart that a new failure of `id` at `died`, already counted and within
+    /// its intensity, asks for: marks and cancels the members to restart.
+    fn decide(&mut self, id: NodeId, died: u64, effects: &mut Effects) -> Vec<Key> {
         let now = died.max(1);
-        if let Err(escalated) = self.count_restart(id, died, reason, effects) {
-            return escalated;
-        }
         let node = self.node(id);
         let (parent, g) = match node.parent {
             Some(parent) if !node.dynamic => (parent, node.group),
@@ -168,6 +186,18 @@ impl Tree {
         reason: &str,
         effects: &mut Effects,
     ) -> Result<(), Vec<Key>> {
+        match self.record_restart(id, now) {
+            Some((count, intensity, true)) => {
+                Err(self.escalate(id, count, intensity, reason, effects))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a restart of `id` decided at `now` in its group's window, if an intensity
+    /// applies: the restarts the window holds now, the intensity, and whether that is more
+    /// than it allows.
+    fn record_restart(&mut self, id: NodeId, now: u64) -> Option<(usize, Intensity, bool)> {
         let node = self.node(id);
         let counted = match node.parent {
             None => CountedIn::Root,
@@ -179,9 +209,7 @@ impl Tree {
             CountedIn::Dynamic(group) => self.dynamic_group(group).and_then(|d| d.intensity),
             CountedIn::Group(parent, g) => self.groups(parent).policy(g).intensity,
         };
-        let Some(intensity) = own.or(self.default_intensity) else {
-            return Ok(());
-        };
+        let intensity = own.or(self.default_intensity)?;
         // Only now, with an intensity to count against: a group's window is made on demand.
         let window = match counted {
             CountedIn::Root => &mut self.root_window,
@@ -192,9 +220,25 @@ impl Tree {
             CountedIn::Group(parent, g) => &mut self.groups_mut(parent).extra_mut(g).window,
         };
         let count = window.record(now, intensity);
-        if count <= allowed(intensity) {
-            return Ok(());
-        }
+        Some((count, intensity, count > allowed(intensity)))
+    }
+
+    /// The restarts of `id`'s group went over its intensity: its parent fails instead —
+    /// or, for the root, the tree gives up. Returns the nodes that failure asks to check.
+    fn escalate(
+        &mut self,
+        id: NodeId,
+        count: usize,
+        intensity: Intensity,
+        reason: &str,
+        effects: &mut Effects,
+    ) -> Vec<Key> {
+        let node = self.node(id);
+        let counted = match node.parent {
+            None => CountedIn::Root,
+            Some(group) if node.dynamic => CountedIn::Dynamic(group),
+            Some(parent) => CountedIn::Group(parent, node.group),
+        };
         let failure = Failure::Escalated {
             count,
             intensity,
@@ -208,16 +252,18 @@ impl Tree {
         };
         match parent {
             Some(p) => {
+                self.event(p, EventKind::Escalated);
                 let parent = self.node_mut(p);
                 if parent.running {
                     // Whatever it returns now, it has failed.
                     parent.failed = true;
                 }
-                Err(self.fail(p, failure, effects))
+                self.fail(p, failure, effects)
             }
             None => {
+                self.event(id, EventKind::Escalated);
                 self.give_up(format!("root: {failure}").into(), effects);
-                Err(Vec::new())
+                Vec::new()
             }
         }
     }
@@ -374,7 +420,11 @@ impl Tree {
     /// Starts `id` again, at once or after its backoff.
     fn restart_one(&mut self, id: NodeId, after_backoff: bool, effects: &mut Effects) {
         if after_backoff {
-            let delay = self.next_delay(id);
+            let delay = match self.delays.remove(&id) {
+                Some(delay) => delay,
+                None => self.next_delay(id),
+            };
+            self.event(id, EventKind::RestartScheduled { delay });
             if !delay.is_zero() {
                 self.backoffs += 1;
                 self.restart_due(id, delay);
@@ -395,6 +445,14 @@ impl Tree {
                 });
                 return;
             }
+        }
+        if !after_backoff {
+            self.event(
+                id,
+                EventKind::RestartScheduled {
+                    delay: Duration::ZERO,
+                },
+            );
         }
         effects.notes.push(Note::Restarting {
             dn: self.node(id).dn.clone(),
@@ -550,6 +608,9 @@ impl Tree {
         node.pending = Pending::None;
         node.kill = Kill::None;
         node.restarts += 1;
+        if !self.delays.is_empty() {
+            self.delays.remove(&id);
+        }
         self.restart_not_due(id);
         self.set_state(id, NodeState::New);
         if had_children {
@@ -580,6 +641,9 @@ impl Tree {
         while let Some((c, above_removed)) = stack.pop() {
             if self.node(c).pending == Pending::Backoff {
                 self.drop_restart(c, effects);
+            }
+            if !self.delays.is_empty() {
+                self.delays.remove(&c);
             }
             if let Some(node) = self.slots[c].take() {
                 debug_assert!(!node.running, "forgot running node {}", node.dn);
