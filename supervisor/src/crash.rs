@@ -89,13 +89,16 @@ pub struct PeerState {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-/// use supervisor::{Context, Death, Signal, Supervisor};
+/// use supervisor::{Context, Death, Restart, Signal, Spec, Supervisor};
 ///
 /// let sup = Supervisor::new(|ctx: Context| async move {
-///     ctx.run("db", |ctx: Context| async move {
+///     // Temporary: not restarted, so that the example settles.
+///     let once = Spec::new().restart(Restart::Temporary);
+///     let db = |_ctx: Context| async move {
 ///         tracing::info!("connecting");
 ///         Err::<(), _>("connection refused".into())
-///     })?;
+///     };
+///     ctx.run_with("db", db, once)?;
 ///     ctx.signal(Signal::Healthy);
 ///     ctx.cancelled().await;
 ///     Ok(())

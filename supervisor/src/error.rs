@@ -281,6 +281,43 @@ impl fmt::Display for StartError {
 
 impl StdError for StartError {}
 
+/// Why an operator's control ([`Supervisor::restart`](crate::Supervisor::restart),
+/// [`stop`](crate::Supervisor::stop), [`start`](crate::Supervisor::start)) was refused.
+/// Nothing changed in the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No node has this DN (it never had one, or it has left the tree).
+    UnknownDn(String),
+    /// The root is controlled through the supervisor itself:
+    /// [`Supervisor::cancel`](crate::Supervisor::cancel) stops the tree.
+    Root,
+    /// `start` releases a held node, and this one is not held.
+    NotHeld(String),
+    /// The tree is shutting down: nothing starts again.
+    ShuttingDown,
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::UnknownDn(dn) => write!(f, "no node has the DN {dn:?}"),
+            ControlError::Root => f.write_str(
+                "the root cannot be controlled on its own: cancel the supervisor to stop the tree",
+            ),
+            ControlError::NotHeld(dn) => write!(
+                f,
+                "{dn} is not held: only a node stopped by an operator can be started"
+            ),
+            ControlError::ShuttingDown => {
+                f.write_str("the tree is shutting down: nothing is started or stopped any more")
+            }
+        }
+    }
+}
+
+impl StdError for ControlError {}
+
 /// A configuration value that breaks its rule, e.g. a backoff multiplier below 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {

@@ -57,9 +57,9 @@ pub enum EventKind {
     /// The supervisor dropped its future: its shutdown grace ran out, it is `Brutal`, or an
     /// ancestor was aborted.
     Aborted,
-    /// An operator stopped it and holds it down (`Supervisor::stop`).
+    /// An operator stopped it and holds it down ([`Supervisor::stop`](crate::Supervisor::stop)).
     Held,
-    /// An operator released it (`Supervisor::start`).
+    /// An operator released it ([`Supervisor::start`](crate::Supervisor::start)).
     Released,
 }
 

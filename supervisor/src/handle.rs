@@ -9,13 +9,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::Activity;
 use crate::backoff::Backoff;
+use crate::error::ControlError;
 use crate::error::StartError;
 use crate::logtree::LogTree;
 use crate::metrics::Metrics;
 use crate::policy::{Intensity, Policy, Restart, Spec};
 use crate::runnable::Runnable;
 use crate::shared::Shared;
-use crate::tree::{CrashSettings, Tree};
+use crate::tree::{Control, CrashSettings, Tree};
 use crate::{CrashReport, Events, Health, NodeState, TreeStatus};
 
 /// A running supervision tree.
@@ -228,6 +229,83 @@ impl Supervisor {
     /// `Display` prints it as an indented tree.
     pub fn status(&self) -> TreeStatus {
         self.shared.tree().status()
+    }
+
+    /// Restarts the node at `dn` now, as an operator would (OTP's `restart_child`): its
+    /// subtree is cancelled and, once it has returned, the node starts again at once — no
+    /// backoff, and counted in no intensity window, as this is no failure. Its group
+    /// siblings are left alone whatever the group's strategy. A node waiting out its
+    /// backoff starts at once; one that has ended (Done, or a temporary one that failed)
+    /// runs again; a held one is released. Returns once the restart is under way; logged at
+    /// `supervisor` as asked by `Supervisor::restart`.
+    ///
+    /// Races are settled by the tree's order: a node whose parent is being stopped, or
+    /// whose group is restarting, restarts with them and this does nothing more.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::UnknownDn`], [`ControlError::Root`] (cancel the supervisor instead),
+    /// and [`ControlError::ShuttingDown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), supervisor::ControlError> {
+    /// use supervisor::{Context, Signal, Supervisor};
+    ///
+    /// async fn worker(ctx: Context) -> supervisor::Result {
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// }
+    ///
+    /// let sup = Supervisor::new(|ctx: Context| async move {
+    ///     ctx.run("worker", worker)?;
+    ///     ctx.signal(Signal::Healthy);
+    ///     ctx.cancelled().await;
+    ///     Ok(())
+    /// });
+    /// sup.settled().await;
+    /// sup.restart("root.worker")?;
+    /// sup.settled().await;
+    /// assert_eq!(sup.status().get("root.worker").unwrap().restarts, 1);
+    ///
+    /// sup.stop("root.worker")?; // held down until started again
+    /// sup.settled().await;
+    /// assert_eq!(sup.states()["root.worker"], supervisor::NodeState::Canceled);
+    /// sup.start("root.worker")?;
+    /// sup.settled().await;
+    /// assert_eq!(sup.states()["root.worker"], supervisor::NodeState::Healthy);
+    /// # sup.cancel(); sup.wait().await; Ok(()) }
+    /// ```
+    pub fn restart(&self, dn: &str) -> Result<(), ControlError> {
+        self.shared
+            .control(dn, Control::Restart, "Supervisor::restart")
+    }
+
+    /// Stops the node at `dn` and holds it down: its subtree is cancelled, as by its
+    /// shutdown policy, and the node is not started again — not by its own failure, its
+    /// group's restart, or a backoff — until [`start`](Supervisor::start) releases it. Its
+    /// group restarts around it; it is forgotten, hold and all, when its parent restarts.
+    /// It ends `Canceled` (or however it returns) and is not ready meanwhile. Stopping a
+    /// held node does nothing more.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::UnknownDn`], [`ControlError::Root`], [`ControlError::ShuttingDown`].
+    pub fn stop(&self, dn: &str) -> Result<(), ControlError> {
+        self.shared.control(dn, Control::Stop, "Supervisor::stop")
+    }
+
+    /// Releases the node at `dn`, held by [`stop`](Supervisor::stop), and starts it again
+    /// at once (once it has stopped, if it is still stopping).
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotHeld`] when it is not held, and those of
+    /// [`stop`](Supervisor::stop).
+    pub fn start(&self, dn: &str) -> Result<(), ControlError> {
+        self.shared.control(dn, Control::Start, "Supervisor::start")
     }
 
     /// The kept [crash reports](CrashReport), oldest first, newest last: the last 256 by

@@ -182,7 +182,7 @@ pub use command::{CommandOptions, ProcessSignal, run_command, run_program};
 pub use context::Context;
 pub use crash::{CrashReport, Death, PeerState};
 pub use dynamic::{Dynamic, DynamicSpec};
-pub use error::{Cancelled, ConfigError, NameUse, RunError, StartError};
+pub use error::{Cancelled, ConfigError, ControlError, NameUse, RunError, StartError};
 pub use events::{Event, EventKind, Events, Observed};
 pub use group::Group;
 pub use handle::{Builder, Ended, Supervisor};

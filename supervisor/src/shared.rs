@@ -43,11 +43,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{Activity, Counted};
 use crate::cancel::Cancel;
+use crate::error::ControlError;
 use crate::error::drop_guarded;
 use crate::lock::lock;
 use crate::logtree::{LogTree, Logger, Parts, Severity};
 use crate::name::in_subtree;
-use crate::tree::{Effects, Forgotten, Key, Note, Outcome, Start, Timer, Told, Tree, Watch};
+use crate::tree::{
+    Control, Effects, Forgotten, Key, Note, Outcome, Start, Timer, Told, Tree, Watch,
+};
 
 pub(crate) struct Shared {
     tree: Mutex<Tree>,
@@ -306,12 +309,15 @@ impl Shared {
             key,
             delay,
             parent,
+            skip,
             busy,
         } = timer;
         self.spawn_task(async move {
             let effects = tokio::select! {
                 biased;
                 () = parent.marked() => shared.tree().backoff_cancelled(key),
+                // The restart was made without it.
+                () = skip.marked() => Effects::default(),
                 () = tokio::time::sleep(delay) => shared.tree().backoff_elapsed(key),
             };
             shared.apply(effects);
@@ -464,6 +470,18 @@ impl Shared {
         self.apply(effects);
     }
 
+    /// An operator's `control` of `dn`, asked for by `by` (see `Tree::control`).
+    pub(crate) fn control(
+        self: &Arc<Self>,
+        dn: &str,
+        control: Control,
+        by: &str,
+    ) -> Result<(), ControlError> {
+        let effects = self.tree().control(dn, control, by)?;
+        self.apply(effects);
+        Ok(())
+    }
+
     pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
         lock(&self.panic).take()
     }
@@ -498,6 +516,7 @@ impl Shared {
                 format!("dropped the pending restart of {dn}: its parent was cancelled").into(),
             ),
             Note::NotRestarted { dn, why } => (dn, format!("not restarting {dn}: {why}").into()),
+            Note::Controlled { dn, text } => (dn, Parts::shared(text.clone())),
             Note::GaveUp { reason } => {
                 let text = format!("the tree gave up, shutting down: {reason}");
                 tracing::error!(target: "supervisor", parent: None, "{text}");

@@ -7,6 +7,7 @@ mod backoff;
 mod bad_input;
 #[cfg(target_os = "linux")]
 mod command;
+mod control;
 mod crash;
 mod dynamic;
 mod dynamic_model;

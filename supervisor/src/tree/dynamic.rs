@@ -242,8 +242,8 @@ impl Tree {
                 return;
             }
             cur = node.parent;
-            if node.dynamic && (node.pending == Pending::None || self.parent_cancel(c).is_marked())
-            {
+            let waits = node.pending != Pending::None || node.held;
+            if node.dynamic && (!waits || self.parent_cancel(c).is_marked()) {
                 self.leave(c, effects);
             }
         }

@@ -54,6 +54,8 @@ pub(crate) struct Timer {
     pub(crate) key: Key,
     pub(crate) delay: Duration,
     pub(crate) parent: Arc<Cancel>,
+    /// Marked when an operator cuts the backoff short: the timer then ends at once.
+    pub(crate) skip: Arc<Cancel>,
     pub(crate) busy: Busy,
 }
 
@@ -78,6 +80,11 @@ pub(crate) enum Note {
     NotRestarted {
         dn: Arc<str>,
         why: &'static str,
+    },
+    /// An operator's control of `dn`: who asked, and what came of it.
+    Controlled {
+        dn: Arc<str>,
+        text: Arc<str>,
     },
     /// The root escalated: the tree shuts down for good.
     GaveUp {

@@ -60,6 +60,7 @@ use crate::runnable::DynRunnable;
 use crate::status::{GroupStatus, NodeStatus, TreeStatus};
 use crate::{NodeState, Signal};
 
+mod control;
 mod dynamic;
 mod effects;
 mod group;
@@ -68,6 +69,7 @@ mod node;
 mod report;
 mod restart;
 
+pub(crate) use control::Control;
 pub(crate) use effects::{
     Abort, Effects, Forgotten, Note, Outcome, Signalled, Start, Started, Starts, Timer, Told, Watch,
 };
@@ -138,6 +140,9 @@ pub(crate) struct Tree {
     /// The backoffs drawn for failed nodes when they died, for their crash reports, and
     /// taken when they start again.
     delays: FastMap<NodeId, Duration>,
+    /// How to end the timer of each restart waiting out its backoff, should an operator
+    /// restart the node first.
+    skips: FastMap<NodeId, Arc<Cancel>>,
     crashes: report::Crashes,
     events: crate::events::Hub,
 }
@@ -177,6 +182,7 @@ impl Tree {
             scratch: String::new(),
             epoch: Epoch(Instant::now()),
             delays: FastMap::default(),
+            skips: FastMap::default(),
             crashes: report::Crashes::default(),
             events: crate::events::Hub::default(),
         }
@@ -626,6 +632,7 @@ impl Tree {
                 self.leave_finished(key, &mut effects);
             } else {
                 self.backoffs -= 1;
+                self.skips.remove(&key.id);
                 self.start_again(key.id, &mut effects);
             }
         }

@@ -74,6 +74,8 @@ pub(super) struct Node {
     pub(super) logged: bool,
     /// Whether it is being aborted with an ancestor (or by its own policy), and how.
     pub(super) kill: Kill,
+    /// An operator stopped it: it is not started again, by any rule, until released.
+    pub(super) held: bool,
 }
 
 /// Where a node is in a restart the tree has decided.
@@ -87,6 +89,9 @@ pub(super) enum Pending {
     GroupReady,
     /// Waiting out its backoff.
     Backoff,
+    /// An operator restarts it: it starts again as soon as its subtree has returned, at
+    /// once and counted in no intensity.
+    Operator,
 }
 
 impl Pending {
@@ -374,6 +379,7 @@ impl Tree {
             dynamic: false,
             logged: false,
             kill: Kill::None,
+            held: false,
         };
         let gates = node.gates();
         let id = match self.free.pop() {

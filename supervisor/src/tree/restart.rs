@@ -316,6 +316,8 @@ impl Tree {
         match node.pending {
             Pending::Backoff | Pending::GroupReady => {}
             Pending::Group => self.member_ready(top, effects),
+            Pending::Operator => self.start_now(top, effects),
+            Pending::None if node.held => self.hold_down(top, effects),
             Pending::None => self.restart_alone(top, effects),
         }
     }
@@ -353,6 +355,11 @@ impl Tree {
     fn launch_member(&mut self, id: NodeId, effects: &mut Effects) {
         let node = self.node_mut(id);
         node.pending = Pending::None;
+        if node.held {
+            self.hold_down(id, effects);
+            return;
+        }
+        let node = self.node_mut(id);
         if node.policy.restart == Restart::Temporary {
             effects.notes.push(Note::NotRestarted {
                 dn: node.dn.clone(),
@@ -436,11 +443,14 @@ impl Tree {
                     incarnation: node.incarnation,
                 };
                 let parent = self.parent_cancel(id).clone();
+                let skip = Arc::new(Cancel::without_task());
+                self.skips.insert(id, skip.clone());
                 effects.notes.push(Note::Restarting { dn, delay });
                 effects.timers.push(Timer {
                     key,
                     delay,
                     parent,
+                    skip,
                     busy: self.activity.hold(),
                 });
                 return;
@@ -667,6 +677,7 @@ impl Tree {
     }
 
     pub(super) fn drop_restart(&mut self, id: NodeId, effects: &mut Effects) {
+        self.skips.remove(&id);
         self.backoffs -= 1;
         self.restart_not_due(id);
         self.node_mut(id).pending = Pending::None;
