@@ -8,6 +8,7 @@
 //! cargo run --example demo -- --metrics 127.0.0.1:9100   # Prometheus metrics at /metrics
 //! cargo run --example demo -- --health 127.0.0.1:9100    # and /livez, /readyz, /healthz
 //! cargo run --example demo -- --systemd    # a Type=notify service (examples/demo.service)
+//! cargo run --example demo -- --status-page 127.0.0.1:8081   # the live status page
 //! cargo run --example demo -- --status 2     # the tree's status every 2 seconds
 //! cargo run --example demo -- --describe     # the declared tree, then exit
 //! cargo run --example demo -- --give-up-after 0   # give up at flaky's first failure
@@ -19,6 +20,7 @@
 //! root
 //! ├── echo        TCP echo server on loopback (try `nc 127.0.0.1 <port>`)
 //! ├── metrics     serves /metrics and the probes with --metrics or --health (else Done)
+//! ├── status      serves the status page with --status-page (else Done)
 //! └── workers     starts its children, then is Done
 //!     ├── prober  every second, sends a line to the echo server and checks the reply
 //!     ├── ticker  periodic worker
@@ -48,7 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use supervisor::http::HealthServer;
+use supervisor::http::{HealthServer, StatusPage};
 use supervisor::logtree::{LogTree, LogTreeLayer, ReadOptions, Streamed};
 use supervisor::{
     Context, Ended, Intensity, Metrics, NodeState, PrometheusMetrics, Signal, Supervisor, registry,
@@ -62,13 +64,16 @@ use tracing_subscriber::prelude::*;
 
 const USAGE: &str =
     "usage: demo [--port <port>] [--for <seconds>] [--logs] [--status <secs>] [--describe]
-            [--metrics <addr>] [--health <addr>] [--systemd] [--give-up-after <n>]
+            [--metrics <addr>] [--health <addr>] [--status-page <addr>] [--systemd]
+            [--give-up-after <n>]
 
   --port <port>     port of the echo server on 127.0.0.1 (default: a free port)
   --for <seconds>   stop after this long (default: run until Ctrl-C or SIGTERM)
   --logs            follow the whole log tree live (concise form, $COLUMNS wide)
   --metrics <addr>  serve Prometheus metrics at http://<addr>/metrics (a loopback address)
   --health <addr>   serve /livez, /readyz and /healthz there too (the same server)
+  --status-page <addr>  serve the live status page at http://<addr>/, with restart, stop
+                    and start buttons (a loopback address)
   --systemd         speak systemd's notify protocol (run it as a Type=notify service)
   --status <secs>   print the tree's status every <secs> seconds
   --describe        print the declared tree and exit
@@ -82,6 +87,7 @@ struct Args {
     status: Option<Duration>,
     describe: bool,
     metrics: Option<SocketAddr>,
+    status_page: Option<SocketAddr>,
     systemd: bool,
     give_up_after: u32,
 }
@@ -95,6 +101,7 @@ impl Args {
             status: None,
             describe: false,
             metrics: None,
+            status_page: None,
             systemd: false,
             give_up_after: 20,
         };
@@ -134,6 +141,18 @@ impl Args {
                         ));
                     }
                     parsed.metrics = Some(addr);
+                }
+                "--status-page" => {
+                    let v = value("--status-page")?;
+                    let addr: SocketAddr = v.parse().map_err(|_| {
+                        format!("--status-page {v:?}: not an address like 127.0.0.1:8081")
+                    })?;
+                    if !addr.ip().is_loopback() {
+                        return Err(format!(
+                            "--status-page {v:?}: the demo serves on loopback addresses only"
+                        ));
+                    }
+                    parsed.status_page = Some(addr);
                 }
                 "--systemd" => parsed.systemd = true,
                 "-h" | "--help" => return Err(String::new()),
@@ -216,7 +235,7 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    let sup = builder.start(services(port, endpoint));
+    let sup = builder.start(services(port, endpoint, args.status_page));
     if args.logs {
         follow_logs(&sup.log_tree());
     }
@@ -313,13 +332,20 @@ async fn stop_requested(run_for: Option<Duration>) -> String {
 
 supervision_tree! {
     /// The demo's services: what `--describe` prints.
-    fn services(port: Arc<AtomicU16>, endpoint: Option<MetricsEndpoint>) {
+    fn services(
+        port: Arc<AtomicU16>,
+        endpoint: Option<MetricsEndpoint>,
+        page: Option<SocketAddr>,
+    ) {
         /// Closes the connections in flight within 500 ms of its cancellation.
         #[shutdown = 2s]
         echo: echo_server(port.clone()),
         /// Without --metrics it has nothing to do, and ends: transient.
         #[restart = transient]
         metrics: metrics_endpoint(endpoint.clone()),
+        /// Without --status-page it has nothing to do, and ends: transient.
+        #[restart = transient]
+        status: status_page(page),
         workers {
             prober: prober(port.clone()),
             /// Loses nothing when dropped.
@@ -381,6 +407,20 @@ async fn metrics_endpoint(ctx: Context, endpoint: Option<MetricsEndpoint>) -> su
     };
     tracing::info!("metrics at http://{addr}/metrics, probes at http://{addr}/readyz");
     let serve = HealthServer::bind(addr).metrics(registry).runnable();
+    serve(ctx).await
+}
+
+/// Serves the status page (`--status-page`), with the operator's buttons: the demo is
+/// on loopback only. Without the flag it has nothing to do, and is Done.
+#[runnable]
+async fn status_page(ctx: Context, addr: Option<SocketAddr>) -> supervisor::Result {
+    let Some(addr) = addr else {
+        ctx.signal(Signal::Healthy);
+        ctx.signal(Signal::Done);
+        return Ok(());
+    };
+    tracing::info!("status page at http://{addr}/");
+    let serve = StatusPage::bind(addr).allow_control().runnable();
     serve(ctx).await
 }
 

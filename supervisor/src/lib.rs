@@ -82,6 +82,14 @@
 //! node; with `grpc`, `supervisor::grpc::TreeHealth` answers gRPC health checks with the
 //! tree's readiness.
 //!
+//! # Operations
+//!
+//! Every failure makes a [`CrashReport`], with the last lines the node logged
+//! ([`Supervisor::crash_reports`]); [`Supervisor::events`] streams the tree's lifecycle
+//! events; [`Supervisor::restart`], [`stop`](Supervisor::stop) and
+//! [`start`](Supervisor::start) act on one node by DN. With the `http` feature,
+//! `supervisor::http::StatusPage` serves a live status page.
+//!
 //! # Runtime
 //!
 //! A supervisor runs on the tokio runtime it is started in, which must have time enabled
@@ -98,7 +106,7 @@
 //! | `prometheus` | on | [`PrometheusMetrics`]: node states exported into a `prometheus::Registry` |
 //! | `signal` | on | [`shutdown_signal`](fn@shutdown_signal): SIGINT/SIGTERM (Ctrl-C elsewhere) as a graceful shutdown |
 //! | `server` | off | `supervisor::server`: a hyper (or tower) service served as a runnable, HTTP/1.1 and HTTP/2, with a graceful or a hard stop, every connection and stream a task of its node (hyper 1, `hyper-util`, `http`, `tower-service`; no web framework) |
-//! | `http` | off | `supervisor::http`, with `server`: Kubernetes probes (`/livez`, `/readyz`, `/healthz`) and `/metrics`, as a runnable and as a tower `Service` (adds `http-body-util`, `bytes`) |
+//! | `http` | off | `supervisor::http`, with `server`: Kubernetes probes (`/livez`, `/readyz`, `/healthz`) and `/metrics`, as a runnable and as a tower `Service`, and the live status page (`StatusPage`) (adds `http-body-util`, `bytes`) |
 //! | `grpc` | off | `supervisor::grpc`, with `server`: the gRPC health service (`grpc.health.v1`) answering with the tree's readiness per DN, for tonic services served by `server` (`tonic` without its transport, `tonic-health`) |
 //! | `testing` | off | `supervisor::testing` and `#[supervisor::test]` (with `macros`): the test harness, paused time. It turns on tokio's `test-util`, so enable it under `[dev-dependencies]` only |
 //!

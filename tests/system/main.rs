@@ -39,5 +39,6 @@ mod shutdown;
 mod signals;
 mod spans;
 mod stale;
+mod status_page;
 mod storm;
 mod support;

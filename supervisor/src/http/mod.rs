@@ -23,6 +23,8 @@
 
 mod probes;
 mod server;
+mod status;
 
 pub use probes::Probes;
 pub use server::HealthServer;
+pub use status::StatusPage;
