@@ -16,6 +16,7 @@
 //! | `POST /control?op=restart&dn=D` | restart, stop or start `D` (403 unless allowed) |
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,11 +33,11 @@ use tokio::sync::mpsc;
 
 use crate::error::ControlError;
 use crate::json::{self, Object};
-use crate::logtree::{ReadOptions, Streamed};
+use crate::logtree::{LogReader, LogStream, ReadOptions, Streamed};
 use crate::server::{Listen, Settings};
 use crate::shared::Shared;
 use crate::tree::Control;
-use crate::{Context, Observed, Runnable};
+use crate::{Context, Events, Observed, Runnable};
 
 /// The page itself.
 const PAGE: &str = include_str!("status.html");
@@ -253,24 +254,7 @@ impl Pages {
 
     /// The lifecycle events as they come, until the browser goes or the page stops.
     fn events(&self) -> Reply {
-        let mut events = self.shared.tree().subscribe_events();
-        let ctx = self.ctx.clone();
-        sse(&self.ctx, move |tx| async move {
-            loop {
-                let item = tokio::select! {
-                    () = ctx.cancelled() => return,
-                    item = events.next() => item,
-                };
-                let message = match item {
-                    Some(Observed::Event(event)) => format!("data: {}\n\n", event.to_json()),
-                    Some(Observed::Missed(n)) => format!("event: missed\ndata: {n}\n\n"),
-                    None => return,
-                };
-                if tx.send(Bytes::from(message)).await.is_err() {
-                    return;
-                }
-            }
-        })
+        sse(&self.ctx, self.shared.tree().subscribe_events())
     }
 
     /// The new entries at `dn` as they are logged.
@@ -279,30 +263,14 @@ impl Pages {
             .shared
             .log_tree
             .read(dn, ReadOptions::new().stream().stream_buffer(STREAM_BUFFER));
-        let mut stream = match read {
-            Ok(reader) => match reader.stream {
-                Some(stream) => stream,
-                None => return bad_request("no stream"),
-            },
-            Err(error) => return bad_request(&error.to_string()),
-        };
-        let ctx = self.ctx.clone();
-        sse(&self.ctx, move |tx| async move {
-            loop {
-                let item = tokio::select! {
-                    () = ctx.cancelled() => return,
-                    item = stream.next() => item,
-                };
-                let message = match item {
-                    Some(Streamed::Entry(entry)) => format!("data: {}\n\n", entry.to_json()),
-                    Some(Streamed::Missed(n)) => format!("event: missed\ndata: {n}\n\n"),
-                    None => return,
-                };
-                if tx.send(Bytes::from(message)).await.is_err() {
-                    return;
-                }
-            }
-        })
+        match read {
+            Ok(LogReader {
+                stream: Some(stream),
+                ..
+            }) => sse(&self.ctx, stream),
+            Ok(_) => bad_request("no stream"),
+            Err(error) => bad_request(&error.to_string()),
+        }
     }
 
     fn control(&self, query: &str) -> Reply {
@@ -339,18 +307,50 @@ fn bool(value: bool) -> &'static str {
     if value { "true" } else { "false" }
 }
 
-/// A `text/event-stream` response fed by `feed`, a task of the page's node: it ends when
-/// the browser goes (the channel closes) or the node is cancelled, and so does the
+/// What a live stream sends: each item as a server-sent event's text, a gap told as a
+/// `missed` event; `None` once it has ended.
+trait Live: Send + 'static {
+    fn message(&mut self) -> impl Future<Output = Option<String>> + Send + '_;
+}
+
+impl Live for Events {
+    async fn message(&mut self) -> Option<String> {
+        Some(match self.next().await? {
+            Observed::Event(event) => format!("data: {}\n\n", event.to_json()),
+            Observed::Missed(n) => format!("event: missed\ndata: {n}\n\n"),
+        })
+    }
+}
+
+impl Live for LogStream {
+    async fn message(&mut self) -> Option<String> {
+        Some(match self.next().await? {
+            Streamed::Entry(entry) => format!("data: {}\n\n", entry.to_json()),
+            Streamed::Missed(n) => format!("event: missed\ndata: {n}\n\n"),
+        })
+    }
+}
+
+/// A `text/event-stream` response of `live`, fed by a task of the page's node: it ends
+/// when the browser goes (the channel closes) or the node is cancelled, and so does the
 /// response.
-fn sse<F, Fut>(ctx: &Context, feed: F) -> Reply
-where
-    F: FnOnce(mpsc::Sender<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
+fn sse(ctx: &Context, mut live: impl Live) -> Reply {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     // A first comment, so that the browser knows at once that the stream is open.
     let _ = tx.try_send(Bytes::from_static(b": live\n\n"));
-    drop(ctx.spawn(feed(tx)));
+    let cancelled = ctx.clone();
+    drop(ctx.spawn(async move {
+        loop {
+            let message = tokio::select! {
+                () = cancelled.cancelled() => return,
+                message = live.message() => message,
+            };
+            let Some(message) = message else { return };
+            if tx.send(Bytes::from(message)).await.is_err() {
+                return;
+            }
+        }
+    }));
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
