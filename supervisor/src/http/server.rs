@@ -19,8 +19,17 @@ use crate::{Context, Runnable};
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many connections are served at once; one more is closed as it is accepted. Probes
-/// are few (a kubelet, a Prometheus, an operator's `curl`).
+/// and status pages are few (a kubelet, a Prometheus, an operator's browser or `curl`).
 const MAX_CONNECTIONS: usize = 64;
+
+/// The server settings of the operators' endpoints (the probes, the status page): few
+/// connections, and a short time to send a request's head.
+pub(super) fn operator_settings(listen: Listen) -> Settings {
+    let mut settings = Settings::new(listen);
+    settings.max_connections = MAX_CONNECTIONS;
+    settings.header_read_timeout = Some(HEAD_TIMEOUT);
+    settings
+}
 
 /// Serves [`Probes`] — `/livez`, `/readyz`, `/healthz` and `/metrics` — as a runnable of
 /// the tree it reports on: a [`Server`](crate::server::Server) of the probes (HTTP/1.1 and
@@ -70,11 +79,8 @@ impl HealthServer {
     }
 
     fn with(listen: Listen) -> HealthServer {
-        let mut settings = Settings::new(listen);
-        settings.max_connections = MAX_CONNECTIONS;
-        settings.header_read_timeout = Some(HEAD_TIMEOUT);
         HealthServer {
-            settings,
+            settings: operator_settings(listen),
             #[cfg(feature = "prometheus")]
             registry: None,
         }

@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -98,11 +97,8 @@ impl StatusPage {
     }
 
     fn with(listen: Listen) -> StatusPage {
-        let mut settings = Settings::new(listen);
-        settings.max_connections = 64;
-        settings.header_read_timeout = Some(Duration::from_secs(10));
         StatusPage {
-            settings,
+            settings: super::server::operator_settings(listen),
             control: false,
         }
     }

@@ -32,7 +32,8 @@ enum Repr {
     },
     /// A node failing in a loop writes a report per failure: it is put into words only
     /// when read (or when an application's subscriber formats the event).
-    Report(Arc<CrashReport>),
+    /// With its length bound, worked out once: the size cap and the budget both ask.
+    Report(Arc<CrashReport>, usize),
 }
 
 impl Parts {
@@ -52,7 +53,8 @@ impl Parts {
 
     /// The text of `report`.
     pub(crate) fn report(report: Arc<CrashReport>) -> Self {
-        Parts(Repr::Report(report))
+        let bound = report.len_bound();
+        Parts(Repr::Report(report, bound))
     }
 
     fn segments(&self) -> [&str; 5] {
@@ -61,7 +63,7 @@ impl Parts {
                 let [p0, p1, p2] = **pieces;
                 [p0, a, p1, b.as_deref().unwrap_or(""), p2]
             }
-            Repr::Report(_) => [""; 5],
+            Repr::Report(..) => [""; 5],
         }
     }
 
@@ -69,7 +71,7 @@ impl Parts {
     /// [`CrashReport::len_bound`]), which is what its entry accounts for.
     pub(crate) fn len(&self) -> usize {
         match &self.0 {
-            Repr::Report(report) => report.len_bound(),
+            Repr::Report(_, bound) => *bound,
             Repr::Pieces { .. } => self.segments().iter().map(|s| s.len()).sum(),
         }
     }
@@ -77,7 +79,7 @@ impl Parts {
     /// Whether the text neither starts nor ends with a newline, as leveled messages are
     /// stored.
     fn is_trimmed(&self) -> bool {
-        if let Repr::Report(_) = self.0 {
+        if let Repr::Report(..) = self.0 {
             // Its first line is its headline, its last a line of its own.
             return true;
         }
@@ -98,7 +100,7 @@ impl From<String> for Parts {
 impl fmt::Display for Parts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Repr::Report(report) => report.fmt(f),
+            Repr::Report(report, _) => report.fmt(f),
             Repr::Pieces { .. } => self.segments().iter().try_for_each(|s| f.write_str(s)),
         }
     }

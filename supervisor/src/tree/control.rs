@@ -197,17 +197,7 @@ impl Tree {
     /// Starts `id`, whose subtree has returned, again at once.
     pub(super) fn start_now(&mut self, id: NodeId, effects: &mut Effects) {
         self.forget_children(id, effects);
-        self.event(
-            id,
-            EventKind::RestartScheduled {
-                delay: std::time::Duration::ZERO,
-            },
-        );
-        effects.notes.push(Note::Restarting {
-            dn: self.node(id).dn.clone(),
-            delay: std::time::Duration::ZERO,
-        });
-        self.start_again(id, effects);
+        self.restart_one(id, false, effects);
     }
 
     /// `id`, held, has wholly returned (or its restart came due): it stays down.

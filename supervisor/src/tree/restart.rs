@@ -425,7 +425,7 @@ impl Tree {
     }
 
     /// Starts `id` again, at once or after its backoff.
-    fn restart_one(&mut self, id: NodeId, after_backoff: bool, effects: &mut Effects) {
+    pub(super) fn restart_one(&mut self, id: NodeId, after_backoff: bool, effects: &mut Effects) {
         if after_backoff {
             let delay = match self.delays.remove(&id) {
                 Some(delay) => delay,
