@@ -28,6 +28,7 @@ use tracing::dispatcher::{self, DefaultGuard, Dispatch};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Span, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -213,7 +214,8 @@ where
 /// `tracing`, is rebuilt only when it must be.
 static RAISED: AtomicU32 = AtomicU32::new(0);
 
-/// Notes that a DN was given `verbosity`: the callsites it now records are asked again.
+/// Notes that a DN was given `verbosity`: the callsites it now records are asked again,
+/// and `tracing`'s highest level is worked out anew from the fallback's hint.
 pub(crate) fn raise_verbosity(verbosity: u32) {
     if RAISED.fetch_max(verbosity, Ordering::AcqRel) < verbosity {
         // With the fallback as the thread's dispatcher: while it is the only dispatcher
@@ -347,6 +349,20 @@ where
         } else {
             tracing::subscriber::Interest::always()
         }
+    }
+
+    /// The most verbose level any DN records. `tracing` compares an event's level with the
+    /// highest hint of all dispatchers before it looks at the callsite at all: without a
+    /// hint, each of hyper's and h2's DEBUG and TRACE callsites (dozens a request) would
+    /// have its cached interest loaded only to be turned away — a twentieth of an HTTP/2
+    /// server's instructions. What the application's own dispatcher wants forwarded is
+    /// in its own hint, which `tracing` takes as well.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(match RAISED.load(Ordering::Acquire) {
+            0 => LevelFilter::INFO,
+            1 => LevelFilter::DEBUG,
+            _ => LevelFilter::TRACE,
+        })
     }
 
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _ctx: LayerContext<'_, S>) -> bool {
