@@ -6,10 +6,11 @@
 //! `busy` counts the units of work the supervisor knows will happen without an outside
 //! event: a supervised task that has been woken or is being polled, a task that is past its
 //! cancellation and must still return (or be aborted), a restart waiting for its backoff,
-//! and an ordered group's watch or a node's task once woken ([`Counted`]). A count is
-//! always taken before the one it replaces is released (a wake is counted before the poll
-//! that caused it ends; a restart is counted before the exiting task ends), so `busy`
-//! touches zero only when the whole tree is idle.
+//! and an ordered group's watch or a node's task once woken ([`Counted`]; a node's task
+//! keeps the same [`TaskWake`] in its own state). A count is always taken before the one it
+//! replaces is released (a wake is counted before the poll that caused it ends; a restart
+//! is counted before the exiting task ends), so `busy` touches zero only when the whole
+//! tree is idle.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -270,8 +271,9 @@ impl TaskWake {
     }
 }
 
-/// The wake accounting of a task that is not a runnable's — an ordered group's watch, a
-/// node's task (`Context::spawn`): what it does once woken is work, counted from the wake,
+/// The wake accounting of a task that is not a runnable's — an ordered group's watch, the
+/// systemd notifier (a node's task keeps its own, in `node_task::TaskState`, in the same
+/// way): what it does once woken is work, counted from the wake,
 /// so that `settled` cannot resolve between a cancellation and the task acting on it.
 struct Counter {
     wake: TaskWake,

@@ -422,11 +422,9 @@ impl Context {
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let shared = &self.inner.shared;
-        let abort = Arc::new(OnceLock::new());
-        let task = NodeTask::new(self.clone(), future, abort.clone());
-        let handle = shared.spawn_counted(task);
-        let _ = abort.set(handle.abort_handle());
+        let (task, state) = NodeTask::new(self.clone(), future);
+        let handle = self.inner.shared.spawn_tracked(task);
+        state.set_abort(handle.abort_handle());
         handle
     }
 

@@ -9,11 +9,16 @@
 //! and HTTP/2 streams, each a task, would pass that lock between the workers on every
 //! poll. A token the runnable asked for itself is watched too: cancelling it reaches the
 //! node's tasks also after the runnable has returned.
+//!
+//! What a task shares — its context, its wake accounting, its abort handle — is one
+//! allocation of its own, which is also its waker and its route: a server spawns a task
+//! per HTTP/2 stream, and on a multi-thread runtime every count taken of something all
+//! its tasks share (the incarnation, the activity) passes a cache line between the workers.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
 use pin_project_lite::pin_project;
 use tokio::task::AbortHandle;
@@ -22,12 +27,57 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Span;
 
 use crate::Context;
+use crate::activity::{Activity, TaskWake};
 use crate::cancel::MarkedOwned;
-use crate::logtree::Routing;
+use crate::logtree::{DnMeta, LogTree, RouteTarget, Routing};
+
+/// What a node's task shares with its waker and its route.
+pub(crate) struct TaskState {
+    ctx: Context,
+    wake: TaskWake,
+    // The task's own handle, set right after it is spawned: the deadline aborts the task
+    // through it, so that its `JoinHandle` says it was cancelled.
+    abort: OnceLock<AbortHandle>,
+}
+
+impl TaskState {
+    fn activity(&self) -> &Activity {
+        &self.ctx.incarnation().shared().activity
+    }
+
+    /// Hands the task its own handle, once spawned.
+    pub(crate) fn set_abort(&self, abort: AbortHandle) {
+        let _ = self.abort.set(abort);
+    }
+}
+
+/// A wake counts as the supervisor's work (see [`TaskWake`]) before it reaches the runtime.
+impl Wake for TaskState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake.wake(self.activity());
+    }
+}
+
+/// The task's events land at its node's DN.
+impl RouteTarget for TaskState {
+    fn tree(&self) -> &LogTree {
+        self.ctx.incarnation().tree()
+    }
+
+    fn meta(&self) -> &Arc<DnMeta> {
+        self.ctx.incarnation().meta()
+    }
+}
 
 pin_project! {
     pub(crate) struct NodeTask<F> {
-        ctx: Context,
+        state: Arc<TaskState>,
+        // The state as a waker, made once.
+        waker: Waker,
         #[pin]
         future: F,
         #[pin]
@@ -36,22 +86,42 @@ pin_project! {
         token: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         // Armed once the context is cancelled.
         grace: Option<Pin<Box<Sleep>>>,
-        // The task's own handle, set right after it is spawned: the deadline aborts the
-        // task through it, so that its `JoinHandle` says it was cancelled.
-        abort: Arc<OnceLock<AbortHandle>>,
+        finished: bool,
+    }
+
+    impl<F> PinnedDrop for NodeTask<F> {
+        // Dropped unfinished (aborted, or its runtime shutting down): a wake still counted
+        // is released.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.finished {
+                this.state.wake.abandon(this.state.activity());
+            }
+        }
     }
 }
 
 impl<F: Future> NodeTask<F> {
-    pub(crate) fn new(ctx: Context, future: F, abort: Arc<OnceLock<AbortHandle>>) -> Self {
-        NodeTask {
+    /// The task of `future` in `ctx`'s node, and its state, to hand it its abort handle
+    /// once spawned. The spawn counts as its first wake: call it before spawning, under
+    /// whatever work leads to the spawn.
+    pub(crate) fn new(ctx: Context, future: F) -> (Self, Arc<TaskState>) {
+        ctx.incarnation().shared().activity.enter();
+        let state = Arc::new(TaskState {
             ctx,
+            wake: TaskWake::scheduled(),
+            abort: OnceLock::new(),
+        });
+        let task = NodeTask {
+            waker: Waker::from(state.clone()),
+            state: state.clone(),
             future,
             marked: MarkedOwned::new(),
             token: None,
             grace: None,
-            abort,
-        }
+            finished: false,
+        };
+        (task, state)
     }
 }
 
@@ -60,18 +130,24 @@ impl<F: Future> Future for NodeTask<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let incarnation = this.ctx.incarnation();
-        let routing = Routing::enter(Some(incarnation));
-        let span = this.ctx.span_to_enter(&routing);
+        let state = &**this.state;
+        let activity = state.activity();
+        state.wake.begin_poll(activity, cx.waker());
+        let cx = &mut TaskContext::from_waker(this.waker);
         let polled = {
+            let routing = Routing::enter(Some(this.state));
+            let span = state.ctx.span_to_enter(&routing);
             let _entered = span.map(Span::enter);
             this.future.poll(cx)
         };
         if polled.is_ready() {
+            let woken = state.wake.close();
+            TaskWake::finish(activity, woken);
+            *this.finished = true;
             return polled;
         }
         if this.grace.is_none() {
-            let cancel = incarnation.cancel();
+            let cancel = state.ctx.incarnation().cancel();
             let mut marked = this.marked;
             if this.token.is_none()
                 && let Some(token) = cancel.handed_out()
@@ -86,14 +162,14 @@ impl<F: Future> Future for NodeTask<F> {
                 .as_mut()
                 .is_some_and(|token| token.as_mut().poll(cx).is_ready());
             if marked.poll_marked(cancel, cx) || by_token {
-                let grace = this.ctx.shutdown_grace();
+                let grace = state.ctx.shutdown_grace();
                 *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
             }
         }
         if let Some(grace) = this.grace
             && grace.as_mut().poll(cx).is_ready()
         {
-            match this.abort.get() {
+            match state.abort.get() {
                 // Cancelled at its next yield, which is this one: its handle says so.
                 Some(abort) => abort.abort(),
                 // Not handed its handle yet (the spawner is between the spawn and setting
@@ -101,6 +177,7 @@ impl<F: Future> Future for NodeTask<F> {
                 None => cx.waker().wake_by_ref(),
             }
         }
+        activity.leave();
         Poll::Pending
     }
 }

@@ -178,8 +178,17 @@ impl Shared {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.tracker
-            .spawn_on(Counted::new(&self.activity, task), &self.runtime)
+        self.spawn_tracked(Counted::new(&self.activity, task))
+    }
+
+    /// Spawns `task` on the supervisor's runtime, for [`wait`](crate::Supervisor::wait)
+    /// to outlast; `task` counts its own wakes ([`Counted`], or a node's task).
+    pub(crate) fn spawn_tracked<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn_on(task, &self.runtime)
     }
 
     /// Carries out what a change to the tree asked for.

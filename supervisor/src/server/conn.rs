@@ -27,7 +27,7 @@ use crate::logtree::Logger;
 pub(crate) struct Exec {
     pub(crate) ctx: Context,
     // The node's logger, made once per incarnation rather than once per stream.
-    pub(crate) log: Logger,
+    pub(crate) log: Arc<Logger>,
     pub(crate) stop: Stop,
 }
 
@@ -61,7 +61,7 @@ pin_project! {
     pub(crate) struct Caught<F> {
         #[pin]
         future: F,
-        log: Logger,
+        log: Arc<Logger>,
         whose: Whose,
     }
 }
@@ -83,7 +83,7 @@ impl std::fmt::Display for Whose {
 }
 
 impl<F> Caught<F> {
-    pub(crate) fn new(future: F, log: Logger, whose: Whose) -> Self {
+    pub(crate) fn new(future: F, log: Arc<Logger>, whose: Whose) -> Self {
         Caught { future, log, whose }
     }
 }
@@ -144,7 +144,7 @@ pub(crate) struct Serving<S> {
     pub(crate) builder: Arc<auto::Builder<Exec>>,
     pub(crate) service: S,
     pub(crate) stop: Stop,
-    pub(crate) log: Logger,
+    pub(crate) log: Arc<Logger>,
 }
 
 /// Serves one connection until it closes. Once the node is cancelled it closes at once

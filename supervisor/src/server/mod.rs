@@ -269,7 +269,8 @@ impl Settings {
     /// Serves `service` until `ctx` is cancelled; see the [module](crate::server).
     pub(crate) async fn serve<S: HttpService>(&self, ctx: Context, service: &S) -> crate::Result {
         let listener = self.listen.open(&ctx).await?;
-        let log = ctx.logger();
+        // Shared by every connection and stream: one count to take for each, not two.
+        let log = Arc::new(ctx.logger());
         if let Ok(local) = listener.get().local_addr() {
             log.info(format_args!("serving on http://{local}"));
         }
