@@ -245,6 +245,27 @@ impl TaskWake {
         activity.leave();
     }
 
+    /// One poll of a task that counts its own wakes: `poll` runs with `own`, the task's
+    /// waker that reaches this accounting, and the poll's unit of work is released when it
+    /// returns — with the wakes counted meanwhile, once it has finished.
+    pub(crate) fn poll_counted<T>(
+        &self,
+        activity: &Activity,
+        runtime: &Waker,
+        own: &Waker,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.begin_poll(activity, runtime);
+        let polled = poll(&mut Context::from_waker(own));
+        if polled.is_ready() {
+            let woken = self.close();
+            TaskWake::finish(activity, woken);
+        } else {
+            activity.leave();
+        }
+        polled
+    }
+
     /// Called when the task is dropped without finishing (its runtime is shutting down):
     /// releases a pending wake, outside any poll, and lets go of the runtime's waker as
     /// [`close`](TaskWake::close) does.
@@ -272,9 +293,9 @@ impl TaskWake {
 }
 
 /// The wake accounting of a task that is not a runnable's — an ordered group's watch, the
-/// systemd notifier (a node's task keeps its own, in `node_task::TaskState`, in the same
-/// way): what it does once woken is work, counted from the wake,
-/// so that `settled` cannot resolve between a cancellation and the task acting on it.
+/// systemd notifier: what it does once woken is work, counted from the wake, so that
+/// `settled` cannot resolve between a cancellation and the task acting on it. (A node's
+/// task keeps the same accounting in its own state, `node_task::TaskState`.)
 struct Counter {
     wake: TaskWake,
     activity: Arc<Activity>,
@@ -340,20 +361,13 @@ impl<F: Future> Future for Counted<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let counter = &this.finish.counter;
-        counter.wake.begin_poll(&counter.activity, cx.waker());
-        let mut counted = Context::from_waker(this.waker);
-        match this.future.poll(&mut counted) {
-            Poll::Ready(output) => {
-                let woken = counter.wake.close();
-                TaskWake::finish(&counter.activity, woken);
-                this.finish.finished = true;
-                Poll::Ready(output)
-            }
-            Poll::Pending => {
-                counter.activity.leave();
-                Poll::Pending
-            }
-        }
+        let polled = counter
+            .wake
+            .poll_counted(&counter.activity, cx.waker(), this.waker, |cx| {
+                this.future.poll(cx)
+            });
+        this.finish.finished = polled.is_ready();
+        polled
     }
 }
 

@@ -129,55 +129,62 @@ impl<F: Future> Future for NodeTask<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let state = &**this.state;
-        let activity = state.activity();
-        state.wake.begin_poll(activity, cx.waker());
-        let cx = &mut TaskContext::from_waker(this.waker);
-        let polled = {
-            let routing = Routing::enter(Some(this.state));
-            let span = state.ctx.span_to_enter(&routing);
-            let _entered = span.map(Span::enter);
-            this.future.poll(cx)
-        };
-        if polled.is_ready() {
-            let woken = state.wake.close();
-            TaskWake::finish(activity, woken);
-            *this.finished = true;
-            return polled;
-        }
-        if this.grace.is_none() {
-            let cancel = state.ctx.incarnation().cancel();
-            let mut marked = this.marked;
-            if this.token.is_none()
-                && let Some(token) = cancel.handed_out()
-            {
-                *this.token = Some(Box::pin(token.clone().cancelled_owned()));
-                // Making the token woke the incarnation's waiters, this one among them: its
-                // registration is spent.
-                marked.as_mut().reset();
-            }
-            let by_token = this
-                .token
-                .as_mut()
-                .is_some_and(|token| token.as_mut().poll(cx).is_ready());
-            if marked.poll_marked(cancel, cx) || by_token {
-                let grace = state.ctx.shutdown_grace();
-                *this.grace = Some(Box::pin(tokio::time::sleep(grace)));
-            }
-        }
-        if let Some(grace) = this.grace
-            && grace.as_mut().poll(cx).is_ready()
+        let polled = state
+            .wake
+            .poll_counted(state.activity(), cx.waker(), this.waker, |cx| {
+                let polled = {
+                    let routing = Routing::enter(Some(this.state));
+                    let span = state.ctx.span_to_enter(&routing);
+                    let _entered = span.map(Span::enter);
+                    this.future.as_mut().poll(cx)
+                };
+                if polled.is_pending() {
+                    watch_deadline(state, this.marked, this.token, this.grace, cx);
+                }
+                polled
+            });
+        *this.finished = polled.is_ready();
+        polled
+    }
+}
+
+/// Once the node's context is cancelled, arms the node's shutdown grace; once that has
+/// passed, aborts the task.
+fn watch_deadline(
+    state: &TaskState,
+    mut marked: Pin<&mut MarkedOwned>,
+    token: &mut Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    grace: &mut Option<Pin<Box<Sleep>>>,
+    cx: &mut TaskContext<'_>,
+) {
+    if grace.is_none() {
+        let cancel = state.ctx.incarnation().cancel();
+        if token.is_none()
+            && let Some(handed_out) = cancel.handed_out()
         {
-            match state.abort.get() {
-                // Cancelled at its next yield, which is this one: its handle says so.
-                Some(abort) => abort.abort(),
-                // Not handed its handle yet (the spawner is between the spawn and setting
-                // it): look again at once.
-                None => cx.waker().wake_by_ref(),
-            }
+            *token = Some(Box::pin(handed_out.clone().cancelled_owned()));
+            // Making the token woke the incarnation's waiters, this one among them: its
+            // registration is spent.
+            marked.as_mut().reset();
         }
-        activity.leave();
-        Poll::Pending
+        let by_token = token
+            .as_mut()
+            .is_some_and(|token| token.as_mut().poll(cx).is_ready());
+        if marked.poll_marked(cancel, cx) || by_token {
+            *grace = Some(Box::pin(tokio::time::sleep(state.ctx.shutdown_grace())));
+        }
+    }
+    if let Some(grace) = grace
+        && grace.as_mut().poll(cx).is_ready()
+    {
+        match state.abort.get() {
+            // Cancelled at its next yield, which is this one: its handle says so.
+            Some(abort) => abort.abort(),
+            // Not handed its handle yet (the spawner is between the spawn and setting it):
+            // look again at once.
+            None => cx.waker().wake_by_ref(),
+        }
     }
 }

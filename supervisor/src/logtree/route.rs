@@ -513,3 +513,33 @@ impl fmt::Debug for Routing {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing::Subscriber;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::{Fallback, LogTreeLayer, raise_verbosity};
+
+    /// `tracing` stops an event above every dispatcher's hint before it looks at its
+    /// callsite: the fallback's hint (through the layers it is built of) is the most verbose
+    /// level a DN records, and rises with a DN's verbosity.
+    #[test]
+    fn the_fallback_hints_the_most_verbose_level_a_dn_records() {
+        let fallback = tracing_subscriber::registry()
+            .with(LogTreeLayer::new())
+            .with(Fallback);
+        // Another test may have raised a DN's verbosity already.
+        let hint = Subscriber::max_level_hint(&fallback);
+        assert!(
+            matches!(hint, Some(level) if level >= LevelFilter::INFO),
+            "{hint:?}"
+        );
+        raise_verbosity(2);
+        assert_eq!(
+            Subscriber::max_level_hint(&fallback),
+            Some(LevelFilter::TRACE)
+        );
+    }
+}
